@@ -1,0 +1,19 @@
+//! `sbx-mise` reads what mise reads and pins what `sbx lock` pins.
+//!
+//! It owns: mise config discovery and parsing with every value's origin ([`config`]), tool
+//! names and their backends ([`tool_id`]), typed version requests ([`request`]), target
+//! platforms ([`platform`]), and (with `sbx lock`) version resolution and the `sbx.lock` model.
+//! It knows nothing about images or sandboxes.
+
+pub mod lockfile;
+pub mod origin;
+pub mod platform;
+pub mod request;
+pub mod resolve;
+pub mod suggest;
+pub mod tool_id;
+
+pub use origin::{Origin, SourceFile, Spanned};
+pub use platform::Platform;
+pub use request::VersionRequest;
+pub use tool_id::{BackendKind, BackendRef, ToolId};

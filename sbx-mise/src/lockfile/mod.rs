@@ -1,0 +1,8 @@
+//! `sbx.lock`: the only hand-off between `sbx lock` and `sbx build`.
+//!
+//! [`model`] holds the typed content. The file format (TOML written with toml_edit, stable order)
+//! is documented in the README's lockfile section.
+
+pub mod model;
+
+pub use model::{Artifact, Checksum, LockedBase, LockedPackage, LockedTool, Lockfile};

@@ -1,0 +1,167 @@
+//! Version resolution: one [`Backend`] per tool source, behind one trait.
+//!
+//! A backend lists a tool's versions, picks the one a [`VersionRequest`] means (mise's
+//! semantics), and describes what to download for each target platform with a checksum.
+//! All network access goes through [`Fetch`], so the same code talks to the real upstream or
+//! to a loopback fixture server; only the base URLs in [`Upstreams`] differ.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::lockfile::LockedTool;
+use crate::{BackendRef, Platform, VersionRequest};
+
+/// Base URLs of every upstream sbx talks to. Each is overridable (mise-compatible env vars,
+/// `[mirrors]` in `.sbx.toml`) so tests and air-gapped users can point elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstreams {
+    /// Node.js distribution (`index.json`, `v*/SHASUMS256.txt`); mise: `MISE_NODE_MIRROR_URL`.
+    pub node: String,
+    /// Go downloads index (`?mode=json&include=all`).
+    pub go: String,
+    /// GitHub REST API (releases of `github:`/`ubi:` tools and python-build-standalone).
+    pub github_api: String,
+    /// npm registry.
+    pub npm: String,
+    /// PyPI JSON/simple API root.
+    pub pypi: String,
+    /// crates.io sparse index.
+    pub crates_index: String,
+    /// crates.io download endpoint.
+    pub crates_download: String,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self {
+            node: "https://nodejs.org/dist".into(),
+            go: "https://go.dev/dl".into(),
+            github_api: "https://api.github.com".into(),
+            npm: "https://registry.npmjs.org".into(),
+            pypi: "https://pypi.org".into(),
+            crates_index: "https://index.crates.io".into(),
+            crates_download: "https://static.crates.io/crates".into(),
+        }
+    }
+}
+
+/// An HTTP error or an unusable answer from an upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with a status that is not success (after retries for 5xx).
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The final status code.
+        status: u16,
+    },
+    /// Connection, TLS or timeout failure (after retries).
+    #[error("{url}: {message}")]
+    Transport {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// `--offline` and the URL is not in the HTTP cache.
+    #[error("{url} is not in the HTTP cache and --offline was given")]
+    Offline {
+        /// The URL requested.
+        url: String,
+    },
+}
+
+/// How backends reach the network: cached, retried, bounded concurrency.
+#[async_trait]
+pub trait Fetch: Send + Sync {
+    /// GET a URL and return the whole body (metadata: indexes, checksum files, API JSON).
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, FetchError>;
+    /// Download an artifact and return its sha256 (hex) and size, for upstreams that publish
+    /// no checksum. Large bodies are streamed, not kept in memory.
+    async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError>;
+}
+
+/// Everything a backend needs besides the tool itself.
+pub struct ResolveContext<'a> {
+    /// Network access.
+    pub fetch: &'a dyn Fetch,
+    /// Base URLs.
+    pub upstreams: &'a Upstreams,
+    /// Platforms to lock, sorted.
+    pub platforms: &'a [Platform],
+    /// Other tools already locked in this run (name → version), e.g. the python a pipx tool
+    /// runs on or the node an npm tool needs.
+    pub runtimes: &'a BTreeMap<String, String>,
+}
+
+/// Why a tool could not be resolved or locked. The CLI adds the config origin.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Network or upstream failure.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// No published version satisfies the request.
+    #[error("no version of {tool} matches `{request}`")]
+    NoMatch {
+        /// The tool.
+        tool: String,
+        /// The request as written.
+        request: String,
+        /// The closest existing versions, newest first, to suggest.
+        nearest: Vec<String>,
+    },
+    /// The upstream answered something sbx cannot read.
+    #[error("unexpected response from {url}: {message}")]
+    Malformed {
+        /// The URL whose body was malformed.
+        url: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// No artifact for one of the target platforms.
+    #[error("{tool} {version} has no artifact for {platform}: {detail}")]
+    NoArtifact {
+        /// The tool.
+        tool: String,
+        /// The resolved version.
+        version: String,
+        /// The platform without an artifact.
+        platform: Platform,
+        /// What was looked for (file name pattern, wheel tags, …).
+        detail: String,
+    },
+    /// A published checksum list lacks the artifact.
+    #[error("{url} lists no checksum for {file}")]
+    MissingChecksum {
+        /// The checksum file's URL.
+        url: String,
+        /// The artifact file name.
+        file: String,
+    },
+    /// The backend or request form cannot be locked yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// One tool source (`core:node`, `npm:`, `pipx:`, …).
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Every published version, in the upstream's order (newest last after sorting by the caller
+    /// is not assumed: implementations return them sorted oldest → newest).
+    async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError>;
+
+    /// The exact version a request means, with mise's semantics.
+    async fn resolve(&self, ctx: &ResolveContext<'_>, tool: &BackendRef, request: &VersionRequest) -> Result<String, ResolveError>;
+
+    /// Pins one version for every platform in `ctx.platforms`: artifacts with checksums, or the
+    /// whole dependency closure for npm/pipx. `request` is recorded as written.
+    async fn lock(
+        &self,
+        ctx: &ResolveContext<'_>,
+        tool: &BackendRef,
+        request: &VersionRequest,
+        version: &str,
+    ) -> Result<LockedTool, ResolveError>;
+}

@@ -1,0 +1,5 @@
+//! The `sbx` command line.
+
+fn main() {
+    println!("sbx");
+}
