@@ -73,7 +73,8 @@ impl VersionRequest {
         }
         if let Some(rest) = s.strip_prefix("sub-") {
             let (depth, base) = rest.split_once(':').ok_or_else(|| RequestParseError::BadSub(s.to_string()))?;
-            let ok = !depth.is_empty() && depth.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let ok =
+                !depth.is_empty() && depth.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             if !ok || depth.trim_matches(['0', '.']).is_empty() {
                 return Err(RequestParseError::BadSub(s.to_string()));
             }

@@ -264,7 +264,22 @@ mod tests {
                 assert!(BackendRef::parse(b).unwrap().is_some(), "{name}: bad backend {b}");
             }
         }
-        for name in ["node", "python", "go", "rust", "java", "ruby", "deno", "bun", "zig", "terraform", "jq", "ripgrep", "gh", "uv"] {
+        for name in [
+            "node",
+            "python",
+            "go",
+            "rust",
+            "java",
+            "ruby",
+            "deno",
+            "bun",
+            "zig",
+            "terraform",
+            "jq",
+            "ripgrep",
+            "gh",
+            "uv",
+        ] {
             assert!(!registry().tools[name].is_empty(), "{name} missing");
         }
     }

@@ -131,7 +131,8 @@ impl FromStr for Checksum {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ChecksumParseError(s.to_string());
         let (algo, hex) = s.split_once(':').ok_or_else(err)?;
-        let hex_ok = |len: usize| hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let hex_ok =
+            |len: usize| hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         match algo {
             "sha256" if hex_ok(64) => Ok(Self::Sha256(hex.to_string())),
             "sha512" if hex_ok(128) => Ok(Self::Sha512(hex.to_string())),

@@ -153,7 +153,12 @@ pub trait Backend: Send + Sync {
     async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError>;
 
     /// The exact version a request means, with mise's semantics.
-    async fn resolve(&self, ctx: &ResolveContext<'_>, tool: &BackendRef, request: &VersionRequest) -> Result<String, ResolveError>;
+    async fn resolve(
+        &self,
+        ctx: &ResolveContext<'_>,
+        tool: &BackendRef,
+        request: &VersionRequest,
+    ) -> Result<String, ResolveError>;
 
     /// Pins one version for every platform in `ctx.platforms`: artifacts with checksums, or the
     /// whole dependency closure for npm/pipx. `request` is recorded as written.
