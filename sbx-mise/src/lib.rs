@@ -2,17 +2,22 @@
 //!
 //! It owns: mise config discovery and parsing with every value's origin ([`config`]), tool
 //! names and their backends ([`tool_id`]), typed version requests ([`request`]), target
-//! platforms ([`platform`]), and (with `sbx lock`) version resolution and the `sbx.lock` model.
-//! It knows nothing about images or sandboxes.
+//! platforms ([`platform`]), version resolution ([`resolve`]) and the `sbx.lock` model
+//! ([`lockfile`]). It knows nothing about images or sandboxes.
 
+pub mod atomic;
+pub mod config;
+pub mod diagnostic;
 pub mod lockfile;
 pub mod origin;
 pub mod platform;
 pub mod request;
 pub mod resolve;
 pub mod suggest;
+pub mod toml_source;
 pub mod tool_id;
 
+pub use diagnostic::ConfigError;
 pub use origin::{Origin, SourceFile, Spanned};
 pub use platform::Platform;
 pub use request::VersionRequest;

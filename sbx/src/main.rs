@@ -1,5 +1,5 @@
-//! The `sbx` command line.
+//! The `sbx` executable; see the library for the CLI.
 
-fn main() {
-    println!("sbx");
+fn main() -> std::process::ExitCode {
+    sbx::main()
 }

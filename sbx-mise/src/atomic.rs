@@ -1,0 +1,98 @@
+//! Files written whole or not at all, and locks against concurrent runs.
+//!
+//! Every file sbx writes for the user (lockfile, `.sbx.toml`, `mise.lock`) goes through
+//! [`write_atomically`]: a temp file in the same directory, synced, then renamed over the
+//! target, so a killed run leaves the old file exactly as it was.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".sbx-tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // Keep the target's permissions when replacing a file (a lockfile may be group-writable).
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An exclusive lock held until dropped (`<path>.lock` next to the file it guards).
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Takes the lock for `target`, waiting for another sbx run that holds it.
+    /// `on_wait` is called once if the lock is busy, so the CLI can say what it waits for.
+    pub fn acquire(target: &Path, on_wait: impl FnOnce(&Path)) -> std::io::Result<Self> {
+        let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".lock");
+        let path = target.with_file_name(name);
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait(&path);
+                file.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(Self { file, path })
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sbx.lock");
+        write_atomically(&p, b"one").unwrap();
+        write_atomically(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("sbx.lock")]);
+    }
+
+    #[test]
+    fn second_lock_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sbx.lock");
+        let first = FileLock::acquire(&target, |_| panic!("first lock must not wait")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t2 = target.clone();
+        let handle = std::thread::spawn(move || {
+            let mut waited = false;
+            let _second = FileLock::acquire(&t2, |_| waited = true).unwrap();
+            tx.send(waited).unwrap();
+        });
+        // The second thread reports only after it got the lock, which needs the first dropped.
+        assert!(rx.try_recv().is_err());
+        drop(first);
+        handle.join().unwrap();
+        assert!(rx.recv().unwrap(), "second run should have reported that it waited");
+    }
+}

@@ -1,0 +1,100 @@
+//! The command-line interface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run AI coding agents in a sandbox with the project's exact, locked mise toolchain.
+///
+/// sbx reads the project's mise configuration (mise.toml, .tool-versions, …) and .sbx.toml,
+/// pins every tool for every image platform into sbx.lock, builds a reproducible OCI image
+/// from it, and starts the agent in an isolation boundary whose only way out is a policy proxy.
+#[derive(Debug, Parser)]
+#[command(name = "sbx", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to use colors and progress bars.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Also read the user's global and the system mise config (~/.config/mise/config.toml,
+    /// /etc/mise/config.toml). Off by default: the sandbox gets the project's toolchain.
+    #[arg(long, global = true)]
+    pub global: bool,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// When to color output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// sbx's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented .sbx.toml for this project.
+    ///
+    /// Detects the mise config files and an installed agent (Claude Code, Codex, Gemini CLI,
+    /// opencode) and writes a .sbx.toml with every setting explained.
+    Init(InitArgs),
+    /// Show the merged configuration with the origin of every value.
+    ///
+    /// Lists the config files read (lowest precedence first), every tool with its request,
+    /// backend and the file:line it comes from (and what it overrides), and the sandbox settings.
+    Config(ConfigArgs),
+    /// Pin every tool for every image platform into sbx.lock.
+    Lock(StubArgs),
+    /// Build the sandbox image from sbx.lock (no daemon needed).
+    Build(StubArgs),
+    /// Start the agent in a sandbox with the locked toolchain.
+    Start(StubArgs),
+    /// Check that an image matches sbx.lock (and, with --host, the host's installs).
+    Verify(StubArgs),
+}
+
+/// Arguments of `sbx init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing .sbx.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// The agent to configure instead of the detected one.
+    #[arg(long, value_parser = ["claude", "codex", "gemini", "opencode", "shell"])]
+    pub agent: Option<String>,
+}
+
+/// Arguments of `sbx config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of a command that is not available yet.
+#[derive(Debug, Args)]
+pub struct StubArgs {
+    /// Arguments for the command (it is not implemented yet).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
