@@ -3,6 +3,8 @@
 //! [`model`] holds the typed content. The file format (TOML written with toml_edit, stable order)
 //! is documented in the README's lockfile section.
 
+pub mod format;
 pub mod model;
 
+pub use format::{from_toml, to_toml};
 pub use model::{Artifact, Checksum, LockedBase, LockedPackage, LockedTool, Lockfile};
