@@ -6,6 +6,7 @@
 //! Tools are locked concurrently; npm and pipx tools after the others, so they see the node
 //! and python versions locked in the same run.
 
+pub mod check;
 pub mod error;
 pub mod wanted;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
+pub use check::{StaleReason, Staleness, check};
 pub use error::{LockError, ToolLockError};
 pub use wanted::{LockInputs, WantedTool, WantedVersion};
 

@@ -270,3 +270,32 @@ fn digest_changes_only_with_what_matters() {
     mirrored.upstreams.node = "https://mirror/node".into();
     assert_ne!(a, mirrored.digest());
 }
+
+#[tokio::test]
+async fn check_is_current_until_something_that_matters_changes() {
+    let env = env();
+    let wanted = inputs(&[("node", "22"), ("npm:prettier", "3")], BOTH);
+    assert_eq!(check(&wanted, None), Staleness::Missing);
+    let lock = run(&env, &wanted, None, &Upgrade::None, &BTreeMap::new()).await.unwrap();
+    assert_eq!(check(&wanted, Some(&lock)), Staleness::Current);
+
+    let changed = inputs(&[("node", "20"), ("python", "3.12")], AMD);
+    let Staleness::Stale(reasons) = check(&changed, Some(&lock)) else { panic!("should be stale") };
+    assert!(reasons.contains(&StaleReason::PlatformsChanged {
+        locked: vec!["linux/amd64".into(), "linux/arm64".into()],
+        wanted: vec!["linux/amd64".into()],
+    }));
+    assert!(reasons.contains(&StaleReason::ToolAdded { name: "python".into(), requests: vec!["3.12".into()] }));
+    assert!(
+        reasons.contains(&StaleReason::ToolRemoved { name: "npm:prettier".into(), versions: vec!["3.3.3".into()] })
+    );
+    assert!(reasons.contains(&StaleReason::RequestChanged {
+        name: "node".into(),
+        locked: vec![("22".into(), "22.11.0".into())],
+        wanted: vec!["20".into()],
+    }));
+
+    let mut mirrored = wanted.clone();
+    mirrored.upstreams.npm = "https://mirror/npm".into();
+    assert_eq!(check(&mirrored, Some(&lock)), Staleness::Stale(vec![StaleReason::OtherInputs]));
+}

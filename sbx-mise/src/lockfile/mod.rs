@@ -3,6 +3,7 @@
 //! [`model`] holds the typed content. The file format (TOML written with toml_edit, stable order)
 //! is documented in the README's lockfile section.
 
+pub mod diff;
 pub mod format;
 pub mod model;
 
