@@ -63,7 +63,12 @@ pub enum Command {
     /// backend and the file:line it comes from (and what it overrides), and the sandbox settings.
     Config(ConfigArgs),
     /// Pin every tool for every image platform into sbx.lock.
-    Lock(StubArgs),
+    ///
+    /// Resolves each tool's request (mise's semantics), records the exact version and, for
+    /// every platform in [image] platforms, the artifact URL, its checksum and size; npm and
+    /// pipx tools get their whole dependency closure. Existing pins are kept while their
+    /// request still matches; --upgrade moves them. A mise.lock next to the config is honoured.
+    Lock(LockArgs),
     /// Build the sandbox image from sbx.lock (no daemon needed).
     Build(StubArgs),
     /// Start the agent in a sandbox with the locked toolchain.
@@ -89,6 +94,30 @@ pub struct ConfigArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `sbx lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Check that sbx.lock is current without touching the network: exit 0 if it is, 3 with
+    /// what changed if it is stale or missing (for CI).
+    #[arg(long, conflicts_with_all = ["upgrade", "dry_run", "offline", "mise_lock"])]
+    pub check: bool,
+    /// Move pins forward: all tools, or only the named ones.
+    #[arg(long, num_args = 0.., value_name = "TOOL")]
+    pub upgrade: Option<Vec<String>>,
+    /// Use only the HTTP cache; fail if something is not cached.
+    #[arg(long)]
+    pub offline: bool,
+    /// Show what would change without writing sbx.lock.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Also lock for this platform (e.g. the host's, darwin/arm64); repeatable.
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+    /// Also write or update mise.lock in mise's format, for `mise install --locked` on the host.
+    #[arg(long)]
+    pub mise_lock: bool,
 }
 
 /// Arguments of a command that is not available yet.

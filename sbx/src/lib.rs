@@ -6,7 +6,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod diff_render;
+pub mod network;
 pub mod output;
+pub mod progress;
 pub mod project;
 pub mod sbx_toml;
 
@@ -49,7 +52,7 @@ fn run(cli: Cli, out: Output) -> miette::Result<Exit> {
     match &cli.command {
         Command::Init(args) => commands::init::run(&dir, args, &env, out)?,
         Command::Config(args) => commands::config::run(&load(&dir)?, args, out)?,
-        Command::Lock(_) => return Err(commands::not_yet("lock", 3)),
+        Command::Lock(args) => return commands::lock::run(&load(&dir)?, args, out),
         Command::Build(_) => return Err(commands::not_yet("build", 4)),
         Command::Start(_) => return Err(commands::not_yet("start", 7)),
         Command::Verify(_) => return Err(commands::not_yet("verify", 5)),

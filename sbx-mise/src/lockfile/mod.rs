@@ -5,6 +5,7 @@
 
 pub mod diff;
 pub mod format;
+pub mod mise_lock;
 pub mod model;
 
 pub use format::{from_toml, to_toml};

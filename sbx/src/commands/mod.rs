@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod init;
+pub mod lock;
 
 /// What a command asks the process to exit with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,100 @@
+//! Human renderings of lockfile changes: after `sbx lock`, for `sbx lock --check`, and (with
+//! issue #5) `sbx diff`. Red flags come first.
+
+use std::cmp::Ordering;
+
+use sbx_mise::lock::StaleReason;
+use sbx_mise::lockfile::diff::{LockDiff, ToolChange};
+
+use crate::output::Output;
+
+/// One line per change, indented, red flags marked.
+pub fn render_text(diff: &LockDiff, out: Output) -> String {
+    let mut s = String::new();
+    if let Some((old, new)) = &diff.platforms {
+        let list = |v: &[sbx_mise::Platform]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        s += &format!("  ~ platforms: [{}] → [{}]\n", list(old), list(new));
+    }
+    if let Some((old, new)) = &diff.base {
+        let d = |x: &Option<String>| x.clone().unwrap_or_else(|| "none".into());
+        s += &format!("  ~ base image: {} → {}\n", d(old), d(new));
+    }
+    for change in &diff.tools {
+        s += &match change {
+            ToolChange::Added { name, request, version } => {
+                format!("  {} {name} {request} → {version}\n", out.paint("32", "+"))
+            }
+            ToolChange::Removed { name, version } => format!("  {} {name} {version}\n", out.paint("31", "-")),
+            ToolChange::Version { name, from, to, direction } => {
+                let (mark, word) = match direction {
+                    Ordering::Less => ("↑", "upgraded"),
+                    Ordering::Greater => ("↓", "downgraded"),
+                    Ordering::Equal => ("~", "changed"),
+                };
+                format!("  {} {name} {from} → {to} ({word})\n", out.paint("33", mark))
+            }
+            ToolChange::Artifacts { name, version, platforms } => {
+                let mut t = format!(
+                    "  {} {name} {version}: artifact changed while the version did not — check this\n",
+                    out.paint("1;31", "!")
+                );
+                for (p, what) in platforms {
+                    t += &format!("      {p}: {what}\n");
+                }
+                t
+            }
+            ToolChange::Closure { name, version, added, removed, changed, tampered } => {
+                let mark = if tampered.is_empty() { out.paint("33", "~") } else { out.paint("1;31", "!") };
+                let mut t = format!("  {mark} {name} {version}: dependencies changed\n");
+                for (label, list) in [
+                    ("artifact changed, same version", tampered),
+                    ("added", added),
+                    ("removed", removed),
+                    ("upgraded", changed),
+                ] {
+                    if !list.is_empty() {
+                        t += &format!("      {label}: {}\n", list.join(", "));
+                    }
+                }
+                t
+            }
+        };
+    }
+    if diff.unchanged > 0 {
+        s += &out.paint("2", &format!("  {} unchanged\n", diff.unchanged));
+    }
+    s
+}
+
+/// Why `sbx lock --check` found the lockfile stale.
+pub fn render_stale(reasons: &[StaleReason], out: Output) -> String {
+    let mut s = String::new();
+    for r in reasons {
+        s += &match r {
+            StaleReason::ToolAdded { name, requests } => {
+                format!("  {} {name} {} is configured but not locked\n", out.paint("32", "+"), requests.join(", "))
+            }
+            StaleReason::ToolRemoved { name, versions } => {
+                format!(
+                    "  {} {name} {} is locked but no longer configured\n",
+                    out.paint("31", "-"),
+                    versions.join(", ")
+                )
+            }
+            StaleReason::RequestChanged { name, locked, wanted } => {
+                let locked: Vec<String> = locked.iter().map(|(r, v)| format!("{r} (locked {v})")).collect();
+                format!("  {} {name}: {} → {}\n", out.paint("33", "~"), locked.join(", "), wanted.join(", "))
+            }
+            StaleReason::BackendChanged { name, locked, wanted } => {
+                format!("  {} {name}: backend {locked} → {wanted}\n", out.paint("33", "~"))
+            }
+            StaleReason::PlatformsChanged { locked, wanted } => {
+                format!("  {} platforms: [{}] → [{}]\n", out.paint("33", "~"), locked.join(", "), wanted.join(", "))
+            }
+            StaleReason::OtherInputs => {
+                format!("  {} mirrors, backend options or the base image changed\n", out.paint("33", "~"))
+            }
+        };
+    }
+    s
+}
