@@ -82,17 +82,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("sbx.lock");
         let first = FileLock::acquire(&target, |_| panic!("first lock must not wait")).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (waiting_tx, waiting_rx) = std::sync::mpsc::channel();
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
         let t2 = target.clone();
         let handle = std::thread::spawn(move || {
-            let mut waited = false;
-            let _second = FileLock::acquire(&t2, |_| waited = true).unwrap();
-            tx.send(waited).unwrap();
+            let _second = FileLock::acquire(&t2, |_| waiting_tx.send(()).unwrap()).unwrap();
+            got_tx.send(()).unwrap();
         });
-        // The second thread reports only after it got the lock, which needs the first dropped.
-        assert!(rx.try_recv().is_err());
+        // The second run reports that it waits, and gets the lock only once the first is gone.
+        waiting_rx.recv().unwrap();
+        assert!(got_rx.try_recv().is_err(), "second lock acquired while the first was held");
         drop(first);
+        got_rx.recv().unwrap();
         handle.join().unwrap();
-        assert!(rx.recv().unwrap(), "second run should have reported that it waited");
     }
 }
