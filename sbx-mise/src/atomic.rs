@@ -25,19 +25,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An exclusive lock held until dropped (`<path>.lock` next to the file it guards).
+/// An exclusive lock on a lock file, held until dropped.
 pub struct FileLock {
     file: File,
     path: PathBuf,
 }
 
 impl FileLock {
-    /// Takes the lock for `target`, waiting for another sbx run that holds it.
-    /// `on_wait` is called once if the lock is busy, so the CLI can say what it waits for.
-    pub fn acquire(target: &Path, on_wait: impl FnOnce(&Path)) -> std::io::Result<Self> {
-        let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".lock");
-        let path = target.with_file_name(name);
+    /// Takes the lock file at `path` (created with its directory if needed), waiting for
+    /// another sbx run that holds it. `on_wait` is called once if the lock is busy, so the CLI
+    /// can say what it waits for.
+    pub fn acquire(path: &Path, on_wait: impl FnOnce(&Path)) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let path = path.to_path_buf();
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         match file.try_lock() {
             Ok(()) => {}
@@ -80,7 +82,7 @@ mod tests {
     #[test]
     fn second_lock_waits_for_the_first() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("sbx.lock");
+        let target = dir.path().join(".sbx/lock");
         let first = FileLock::acquire(&target, |_| panic!("first lock must not wait")).unwrap();
         let (waiting_tx, waiting_rx) = std::sync::mpsc::channel();
         let (got_tx, got_rx) = std::sync::mpsc::channel();

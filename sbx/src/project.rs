@@ -38,6 +38,18 @@ impl Project {
         Ok(Self { root, mise, sbx, env })
     }
 
+    /// The project's own state directory (`.sbx/`: built images, lock files), created on
+    /// first use with a `.gitignore` so it never shows up in version control.
+    pub fn state_dir(&self) -> std::io::Result<PathBuf> {
+        let dir = self.root.join(".sbx");
+        std::fs::create_dir_all(&dir)?;
+        let ignore = dir.join(".gitignore");
+        if !ignore.exists() {
+            sbx_mise::atomic::write_atomically(&ignore, b"# Created by sbx: build state, never committed.\n*\n")?;
+        }
+        Ok(dir)
+    }
+
     /// Where `sbx.lock` lives.
     pub fn lockfile_path(&self) -> PathBuf {
         self.root.join("sbx.lock")

@@ -21,7 +21,8 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
     if args.check {
         return check(project, &inputs, out);
     }
-    let _guard = FileLock::acquire(&path, |p| {
+    let state = project.state_dir().into_diagnostic().wrap_err("cannot create the project's .sbx directory")?;
+    let _guard = FileLock::acquire(&state.join("lock"), |p| {
         if !out.quiet {
             eprintln!("waiting for another sbx run to release {}", p.display());
         }
