@@ -75,6 +75,13 @@ pub enum Command {
     Start(StubArgs),
     /// Check that an image matches sbx.lock (and, with --host, the host's installs).
     Verify(StubArgs),
+    /// Show what changed between two lockfiles (paths or git revisions), red flags first.
+    ///
+    /// Each side is a lockfile path, `REV:PATH` (e.g. HEAD~1:sbx.lock), or a revision whose
+    /// sbx.lock is meant. Without arguments: HEAD's sbx.lock against the working copy. Tools
+    /// added, removed, upgraded or downgraded; platforms whose artifact or checksum changed
+    /// while the version did not (shown first); npm/pipx dependency changes by package.
+    Diff(DiffArgs),
 }
 
 /// Arguments of `sbx init`.
@@ -118,6 +125,27 @@ pub struct LockArgs {
     /// Also write or update mise.lock in mise's format, for `mise install --locked` on the host.
     #[arg(long)]
     pub mise_lock: bool,
+}
+
+/// Arguments of `sbx diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old side (default: HEAD).
+    pub old: Option<String>,
+    /// The new side (default: the working copy's sbx.lock).
+    pub new: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+}
+
+/// How `sbx diff` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// Lines for a terminal.
+    Text,
+    /// A table for a pull-request comment.
+    Markdown,
 }
 
 /// Arguments of a command that is not available yet.

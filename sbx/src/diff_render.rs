@@ -98,3 +98,60 @@ pub fn render_stale(reasons: &[StaleReason], out: Output) -> String {
     }
     s
 }
+
+/// A Markdown table fit for a pull-request comment.
+pub fn render_markdown(diff: &LockDiff, old: &str, new: &str) -> String {
+    let mut s = format!("### sbx.lock: `{old}` → `{new}`\n\n");
+    if diff.is_empty() {
+        return s + "No changes.\n";
+    }
+    if diff.tools.iter().any(ToolChange::is_red_flag) {
+        s += "> **Warning:** an artifact or checksum changed while its version did not. Check where it comes from before merging.\n\n";
+    }
+    s += "| | tool | change |\n|---|---|---|\n";
+    if let Some((o, n)) = &diff.platforms {
+        let list = |v: &[sbx_mise::Platform]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        s += &format!("| ~ | *platforms* | {} → {} |\n", list(o), list(n));
+    }
+    if let Some((o, n)) = &diff.base {
+        let d = |x: &Option<String>| x.clone().unwrap_or_else(|| "none".into());
+        s += &format!("| ~ | *base image* | `{}` → `{}` |\n", d(o), d(n));
+    }
+    for c in &diff.tools {
+        s += &match c {
+            ToolChange::Added { name, request, version } => {
+                format!("| ➕ | {name} | added: {request} → **{version}** |\n")
+            }
+            ToolChange::Removed { name, version } => format!("| ➖ | {name} | removed ({version}) |\n"),
+            ToolChange::Version { name, from, to, direction } => {
+                let word = match direction {
+                    Ordering::Less => "⬆️",
+                    Ordering::Greater => "⬇️",
+                    Ordering::Equal => "~",
+                };
+                format!("| {word} | {name} | {from} → **{to}** |\n")
+            }
+            ToolChange::Artifacts { name, version, platforms } => {
+                let what: Vec<String> = platforms.iter().map(|(p, w)| format!("{p}: {w}")).collect();
+                format!("| ⚠️ | {name} {version} | artifact changed, same version: {} |\n", what.join("; "))
+            }
+            ToolChange::Closure { name, version, added, removed, changed, tampered } => {
+                let mut parts = Vec::new();
+                if !tampered.is_empty() {
+                    parts.push(format!("⚠️ artifact changed, same version: {}", tampered.join(", ")));
+                }
+                for (label, list) in [("added", added), ("removed", removed), ("upgraded", changed)] {
+                    if !list.is_empty() {
+                        parts.push(format!("{label}: {}", list.join(", ")));
+                    }
+                }
+                let mark = if tampered.is_empty() { "~" } else { "⚠️" };
+                format!("| {mark} | {name} {version} | dependencies: {} |\n", parts.join("; "))
+            }
+        };
+    }
+    if diff.unchanged > 0 {
+        s += &format!("\n{} tool version(s) unchanged.\n", diff.unchanged);
+    }
+    s
+}

@@ -55,6 +55,7 @@ fn run(cli: Cli, out: Output) -> miette::Result<Exit> {
         Command::Lock(args) => return commands::lock::run(&load(&dir)?, args, out),
         Command::Build(_) => return Err(commands::not_yet("build", 4)),
         Command::Start(_) => return Err(commands::not_yet("start", 7)),
+        Command::Diff(args) => commands::diff::run(&load(&dir)?, args, out)?,
         Command::Verify(_) => return Err(commands::not_yet("verify", 5)),
     }
     Ok(Exit::Success)

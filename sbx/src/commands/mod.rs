@@ -2,6 +2,7 @@
 //! renders the result; the logic lives in the libraries.
 
 pub mod config;
+pub mod diff;
 pub mod init;
 pub mod lock;
 
