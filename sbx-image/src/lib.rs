@@ -1,8 +1,31 @@
 //! `sbx-image` turns a locked toolchain into an OCI image, without a daemon.
 //!
-//! It will own: the content-addressed fetch cache, archive extraction, the mise install
-//! layout inside the image, deterministic layer writing (sorted tar, fixed headers, one-pass
-//! diff_id + digest), OCI config/manifest/index, the OCI layout and docker-archive writers,
-//! the registry client, and the parity tree hash.
+//! Pipeline: [`fetch`] (content-addressed, verified download cache) → [`extract`] (safe
+//! unpacking) → [`install`] (mise's install layout) → [`layer`] (deterministic tar, one-pass
+//! diff_id + digest) → [`oci`] (config, manifest, index as canonical JSON) → [`output`] (OCI
+//! layout and docker-archive writers). [`build`] drives it all from a [`Lockfile`]; [`treehash`]
+//! is the parity digest `sbx verify` compares.
 //!
 //! It never resolves versions: its only input is `sbx.lock` (see `sbx-mise`).
+
+pub mod base;
+pub mod build;
+pub mod cache;
+pub mod digest;
+pub mod error;
+pub mod extract;
+pub mod fetch;
+pub mod install;
+pub mod layer;
+pub mod oci;
+pub mod output;
+pub mod progress;
+pub mod treehash;
+
+pub use build::{BuildOptions, BuildOutput, LayerInfo, PlatformImage, build_image};
+pub use cache::Cache;
+pub use error::{ImageError, Result};
+pub use layer::Compression;
+pub use progress::{NoProgress, Progress};
+pub use sbx_mise::lockfile::model::Lockfile;
+pub use treehash::tree_hash_dir;

@@ -1,0 +1,543 @@
+//! `build_image`: from a [`Lockfile`] to per-platform images and an index, all blobs in the
+//! cache. Nothing here talks to a terminal; output writers live in [`crate::output`].
+//!
+//! Each platform image is: the base layers (reused as they are), one layer per locked tool
+//! version (`installs/<tool-dir>/<version>/…`, cached by tool, version, artifact checksum,
+//! builder version and layer settings), then one config layer (user, home, mise config, mise's
+//! install metadata and fuzzy-version symlinks).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use sbx_mise::Platform;
+use sbx_mise::lockfile::model::{Artifact, LockedTool, Lockfile};
+use serde_json::json;
+
+use crate::base::{BaseImage, read_oci_layout};
+use crate::cache::{Cache, write_atomic};
+use crate::digest::sha256_digest;
+use crate::error::{ImageError, Result};
+use crate::fetch::Fetcher;
+use crate::install::{MiseLayout, backend_of, bin_subdir, install_artifact, tool_dir_name};
+use crate::layer::{Compression, LayerBlob, LayerOptions, LayerTree, write_layer};
+use crate::oci::{self, Descriptor, History, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, RuntimeConfig, canonical_json};
+use crate::progress::Progress;
+
+/// Changes whenever the bytes this builder writes for the same inputs change; part of every
+/// layer cache key.
+pub const BUILDER_VERSION: &str = concat!("sbx-image/", env!("CARGO_PKG_VERSION"), "/layers-1");
+
+/// The unprivileged user the image runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageUser {
+    /// User and group name.
+    pub name: String,
+    /// uid.
+    pub uid: u64,
+    /// gid.
+    pub gid: u64,
+    /// Absolute home directory.
+    pub home: String,
+}
+
+impl Default for ImageUser {
+    fn default() -> Self {
+        Self { name: "sbx".into(), uid: 1000, gid: 1000, home: "/home/sbx".into() }
+    }
+}
+
+/// Everything `build_image` needs besides the lockfile.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Download, blob and layer cache.
+    pub cache: Cache,
+    /// Platforms to build; empty means every Linux platform in the lockfile.
+    pub platforms: Vec<Platform>,
+    /// Where mise's data dir is inside the image.
+    pub layout: MiseLayout,
+    /// The user the image runs as (owns its home directory).
+    pub user: ImageUser,
+    /// `WorkingDir` (created in the config layer).
+    pub working_dir: String,
+    /// The merged mise config placed at `~/.config/mise/config.toml`, if any.
+    pub mise_config: Option<String>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// mtime of every tar entry (`SOURCE_DATE_EPOCH`, default 0).
+    pub source_date_epoch: u64,
+    /// Downloads in flight.
+    pub parallel_downloads: usize,
+    /// Layers built at once.
+    pub parallel_layers: usize,
+    /// Extra image labels.
+    pub labels: BTreeMap<String, String>,
+    /// `sha256:` digest of the `sbx.lock` file; computed from the parsed lock when `None`.
+    pub lockfile_digest: Option<String>,
+    /// Directory relative `oci-layout:` base paths are resolved against (the project dir).
+    pub project_dir: PathBuf,
+}
+
+impl BuildOptions {
+    /// Defaults: gzip, mtime from `SOURCE_DATE_EPOCH` (else 0), user `sbx` (1000:1000),
+    /// working dir `/workspace`, data dir [`crate::install::DEFAULT_DATA_DIR`].
+    pub fn new(cache: Cache) -> Self {
+        let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self {
+            cache,
+            platforms: Vec::new(),
+            layout: MiseLayout::default(),
+            user: ImageUser::default(),
+            working_dir: "/workspace".into(),
+            mise_config: None,
+            compression: Compression::default(),
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+            parallel_downloads: crate::fetch::DEFAULT_PARALLEL_DOWNLOADS,
+            parallel_layers: parallel,
+            labels: BTreeMap::new(),
+            lockfile_digest: None,
+            project_dir: PathBuf::from("."),
+        }
+    }
+
+    fn layer_options(&self) -> LayerOptions {
+        LayerOptions {
+            compression: self.compression,
+            mtime: self.source_date_epoch,
+            owner: (0, 0),
+            user_home: Some((self.user.home.trim_matches('/').to_string(), self.user.uid, self.user.gid)),
+        }
+    }
+}
+
+/// What a layer is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Reused from the base image.
+    Base,
+    /// One tool version.
+    Tool {
+        /// Tool name as in `sbx.lock`.
+        tool: String,
+        /// Locked version.
+        version: String,
+        /// Backend (`core:node`).
+        backend: String,
+    },
+    /// The config layer.
+    Config,
+}
+
+/// One layer of a built image.
+#[derive(Clone, Debug)]
+pub struct LayerInfo {
+    /// Digests, size, media type and tree hash.
+    pub blob: LayerBlob,
+    /// The blob file.
+    pub path: PathBuf,
+    /// What the layer holds.
+    pub kind: LayerKind,
+    /// Whether it came from the layer cache (or the base) instead of being built now.
+    pub cached: bool,
+}
+
+/// One platform's image.
+#[derive(Clone, Debug)]
+pub struct PlatformImage {
+    /// The platform.
+    pub platform: Platform,
+    /// `sha256:` of `manifest_json`.
+    pub manifest_digest: String,
+    /// The manifest bytes (canonical JSON).
+    pub manifest_json: Vec<u8>,
+    /// `sha256:` of `config_json`.
+    pub config_digest: String,
+    /// The image config bytes (canonical JSON).
+    pub config_json: Vec<u8>,
+    /// Layers in order.
+    pub layers: Vec<LayerInfo>,
+}
+
+/// The result of a build.
+#[derive(Clone, Debug)]
+pub struct BuildOutput {
+    /// `sha256:` of `index_json`.
+    pub index_digest: String,
+    /// The image index over every platform manifest (canonical JSON).
+    pub index_json: Vec<u8>,
+    /// One image per platform, sorted by platform.
+    pub images: Vec<PlatformImage>,
+}
+
+/// A tool layer to produce.
+#[derive(Clone, Debug)]
+struct Job {
+    tool: String,
+    locked: LockedTool,
+    platform: Platform,
+    artifact: Artifact,
+    key: String,
+}
+
+/// A layer cache entry.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct CacheEntry {
+    blob: LayerBlob,
+    /// Directory relative to the install dir that goes on PATH (`bin` or empty).
+    bin: String,
+}
+
+fn layer_key(job: &Job, opts: &BuildOptions) -> String {
+    let material = json!({
+        "builder": BUILDER_VERSION,
+        "tool": job.tool,
+        "backend": job.locked.backend,
+        "version": job.locked.version,
+        "options": job.locked.options,
+        "platform": job.platform.to_string(),
+        "checksum": job.artifact.checksum.to_string(),
+        "compression": opts.compression.cache_key(),
+        "mtime": opts.source_date_epoch,
+        "user": [opts.user.home, opts.user.uid, opts.user.gid],
+        "data_dir": opts.layout.data_dir,
+    });
+    sha256_digest(&canonical_json(&material)).trim_start_matches("sha256:").to_string()
+}
+
+fn cached_entry(cache: &Cache, key: &str) -> Option<CacheEntry> {
+    let bytes = std::fs::read(cache.layer_entry_path(key)).ok()?;
+    let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
+    let meta = std::fs::metadata(cache.blob_path(&entry.blob.digest)).ok()?;
+    (meta.len() == entry.blob.size).then_some(entry)
+}
+
+fn build_tool_layer(job: &Job, archive: &Path, opts: &BuildOptions) -> Result<CacheEntry> {
+    let cache = &opts.cache;
+    let _lock = cache.lock(&format!("layer-{}", job.key))?;
+    if let Some(entry) = cached_entry(cache, &job.key) {
+        return Ok(entry);
+    }
+    let work = cache.temp_dir()?;
+    let dest = work.path().join("install");
+    install_artifact(&job.tool, &job.locked, &job.artifact.url, archive, &dest)?;
+    let backend = backend_of(&job.tool, &job.locked)?;
+    let install_rel = opts.layout.install_dir(&tool_dir_name(&job.tool, &backend), &job.locked.version);
+    let mut tree = LayerTree::new();
+    tree.add_tree(&install_rel, &dest)?;
+    let blob =
+        write_layer(&tree, &opts.layer_options(), &cache.root().join("blobs").join("sha256"), Some(&install_rel))?;
+    let entry = CacheEntry { blob, bin: bin_subdir(&dest).to_string() };
+    let bytes = serde_json::to_vec(&entry)
+        .map_err(|e| ImageError::Io { path: cache.layer_entry_path(&job.key), source: std::io::Error::other(e) })?;
+    write_atomic(&cache.layer_entry_path(&job.key), &bytes)?;
+    Ok(entry)
+}
+
+/// The platforms to build.
+fn target_platforms(lock: &Lockfile, opts: &BuildOptions) -> Vec<Platform> {
+    let mut p: Vec<Platform> = if opts.platforms.is_empty() {
+        lock.platforms.iter().copied().filter(|p| p.oci_os() == "linux").collect()
+    } else {
+        opts.platforms.clone()
+    };
+    p.sort();
+    p.dedup();
+    p
+}
+
+fn lockfile_digest(lock: &Lockfile, opts: &BuildOptions) -> String {
+    opts.lockfile_digest.clone().unwrap_or_else(|| {
+        let value = serde_json::to_value(lock).unwrap_or(serde_json::Value::Null);
+        sha256_digest(&canonical_json(&value))
+    })
+}
+
+fn load_base(lock: &Lockfile, opts: &BuildOptions, platform: Platform) -> Result<Option<BaseImage>> {
+    let Some(base) = &lock.base else { return Ok(None) };
+    if base.reference == "scratch" {
+        return Ok(None);
+    }
+    let Some(path) = base.reference.strip_prefix("oci-layout:") else {
+        return Err(ImageError::Unsupported {
+            what: format!("the registry base image `{}`", base.reference),
+            help: "use `scratch` or `oci-layout:PATH` (e.g. `skopeo copy docker://REF oci:PATH`) as [image] base"
+                .into(),
+        });
+    };
+    let dir = opts.project_dir.join(path);
+    let want = base.platforms.get(&platform).map(String::as_str);
+    read_oci_layout(&dir, &base.reference, platform, want).map(Some)
+}
+
+/// Builds the image for every target platform of `lock`. Downloads what the cache lacks,
+/// builds the tool layers the layer cache lacks (in parallel), and assembles configs,
+/// manifests and the index. Blobs stay in the cache; see [`crate::output`] to write them out.
+pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildOutput> {
+    let platforms = target_platforms(lock, opts);
+    let mut jobs = Vec::new();
+    for (tool, versions) in &lock.tools {
+        for locked in versions {
+            if !locked.packages.is_empty() || locked.platforms.is_empty() {
+                return Err(ImageError::Unsupported {
+                    what: format!("installing the package closure of `{tool}@{}` ({})", locked.version, locked.backend),
+                    help:
+                        "npm and pipx tools are not yet laid out by sbx build; remove them from [tools] for the image"
+                            .into(),
+                });
+            }
+            for platform in &platforms {
+                let artifact = locked.platforms.get(platform).cloned().ok_or_else(|| ImageError::MissingPlatform {
+                    tool: tool.clone(),
+                    version: locked.version.clone(),
+                    platform: platform.to_string(),
+                })?;
+                let mut job = Job {
+                    tool: tool.clone(),
+                    locked: locked.clone(),
+                    platform: *platform,
+                    artifact,
+                    key: String::new(),
+                };
+                job.key = layer_key(&job, opts);
+                jobs.push(job);
+            }
+        }
+    }
+
+    // Download what the missing layers need, each artifact once.
+    let mut needed: BTreeMap<String, Artifact> = BTreeMap::new();
+    for job in &jobs {
+        if cached_entry(&opts.cache, &job.key).is_none() {
+            needed.entry(job.artifact.checksum.to_string()).or_insert_with(|| job.artifact.clone());
+        }
+    }
+    let fetcher = Fetcher::new(opts.cache.clone()).with_parallelism(opts.parallel_downloads);
+    let artifacts: Vec<Artifact> = needed.into_values().collect();
+    fetcher.fetch_all(&artifacts, progress).await?;
+
+    // Build the layers.
+    let entries: Vec<(CacheEntry, bool)> = stream::iter(jobs.iter().map(|job| {
+        let name = format!("{} {} {}", job.tool, job.locked.version, job.platform);
+        progress.layer_started(&name);
+        let hit = cached_entry(&opts.cache, &job.key);
+        let (job, opts) = (job.clone(), opts.clone());
+        let archive = opts.cache.download_path(&job.artifact.checksum);
+        async move {
+            let result = match hit {
+                Some(entry) => Ok((entry, true)),
+                None => {
+                    tokio::task::spawn_blocking(move || build_tool_layer(&job, &archive, &opts).map(|e| (e, false)))
+                        .await
+                        .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })?
+                }
+            };
+            result.map(|r| (name, r))
+        }
+    }))
+    .buffered(opts.parallel_layers.max(1))
+    .map_ok(|(name, (entry, cached))| {
+        progress.layer_finished(&name, cached);
+        (entry, cached)
+    })
+    .try_collect()
+    .await?;
+
+    // The config layer is the same for every platform.
+    let config_layer = {
+        let opts = opts.clone();
+        let tools = lock.tools.clone();
+        let has_base = lock.base.as_ref().is_some_and(|b| b.reference != "scratch");
+        tokio::task::spawn_blocking(move || build_config_layer(&tools, &opts, has_base))
+            .await
+            .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })??
+    };
+
+    let lock_digest = lockfile_digest(lock, opts);
+    let mut images = Vec::new();
+    for platform in &platforms {
+        let base = load_base(lock, opts, *platform)?;
+        let tool_layers: Vec<(&Job, &CacheEntry, bool)> =
+            jobs.iter().zip(&entries).filter(|(j, _)| j.platform == *platform).map(|(j, (e, c))| (j, e, *c)).collect();
+        images.push(assemble(*platform, base, &tool_layers, &config_layer, opts, &lock_digest)?);
+    }
+    let manifests: Vec<Descriptor> = images
+        .iter()
+        .map(|i| {
+            let mut d = Descriptor::for_bytes(MEDIA_TYPE_MANIFEST, &i.manifest_json);
+            d.platform = Some(i.platform);
+            d
+        })
+        .collect();
+    let annotations = BTreeMap::from([("dev.sbx.lockfile.digest".to_string(), lock_digest)]);
+    let index_json = canonical_json(&oci::index(&manifests, &annotations));
+    Ok(BuildOutput { index_digest: sha256_digest(&index_json), index_json, images })
+}
+
+fn archive_path_hint() -> PathBuf {
+    PathBuf::from("<layer build task>")
+}
+
+fn build_config_layer(
+    tools: &BTreeMap<String, Vec<LockedTool>>,
+    opts: &BuildOptions,
+    has_base: bool,
+) -> Result<LayerInfo> {
+    let user = &opts.user;
+    let mut tree = LayerTree::new();
+    if !has_base {
+        tree.add_bytes(
+            "etc/passwd",
+            format!(
+                "root:x:0:0:root:/root:/bin/sh\n{}:x:{}:{}:{}:{}:/bin/sh\n",
+                user.name, user.uid, user.gid, user.name, user.home
+            ),
+            false,
+        );
+        tree.add_bytes("etc/group", format!("root:x:0:\n{}:x:{}:\n", user.name, user.gid), false);
+    }
+    tree.add_dir(&user.home);
+    tree.add_dir(&opts.working_dir);
+    if let Some(config) = &opts.mise_config {
+        tree.add_bytes(
+            &format!("{}/.config/mise/config.toml", user.home.trim_end_matches('/')),
+            config.as_bytes().to_vec(),
+            false,
+        );
+    }
+    opts.layout.add_metadata(tools, &mut tree)?;
+    let blobs = opts.cache.root().join("blobs").join("sha256");
+    let blob = write_layer(&tree, &opts.layer_options(), &blobs, None)?;
+    let path = blobs.join(blob.digest.trim_start_matches("sha256:"));
+    Ok(LayerInfo { blob, path, kind: LayerKind::Config, cached: false })
+}
+
+fn assemble(
+    platform: Platform,
+    base: Option<BaseImage>,
+    tool_layers: &[(&Job, &CacheEntry, bool)],
+    config_layer: &LayerInfo,
+    opts: &BuildOptions,
+    lock_digest: &str,
+) -> Result<PlatformImage> {
+    let mut layers = Vec::new();
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut history: Vec<serde_json::Value> = Vec::new();
+    let mut base_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string();
+    let mut manifest_annotations = BTreeMap::from([("dev.sbx.lockfile.digest".to_string(), lock_digest.to_string())]);
+    if let Some(base) = &base {
+        if base.layers.len() != base.diff_ids.len() {
+            return Err(ImageError::Base {
+                reference: base.reference.clone(),
+                message: "its config's diff_ids do not match its layers".into(),
+                help: "the base image is malformed".into(),
+            });
+        }
+        for (desc, diff_id) in base.layers.iter().zip(&base.diff_ids) {
+            descriptors.push(desc.clone());
+            diff_ids.push(diff_id.clone());
+            layers.push(LayerInfo {
+                blob: LayerBlob {
+                    digest: desc.digest.clone(),
+                    diff_id: diff_id.clone(),
+                    size: desc.size,
+                    media_type: desc.media_type.clone(),
+                    tree_hash: None,
+                },
+                path: base.blob_path(&desc.digest),
+                kind: LayerKind::Base,
+                cached: true,
+            });
+        }
+        history.extend(base.history.iter().cloned());
+        if let Some(p) = base.env.iter().find_map(|e| e.strip_prefix("PATH=")) {
+            base_path = p.to_string();
+        }
+        manifest_annotations.insert("org.opencontainers.image.base.name".into(), base.reference.clone());
+        manifest_annotations.insert("org.opencontainers.image.base.digest".into(), base.manifest_digest.clone());
+    }
+    let mut path_dirs = Vec::new();
+    for (job, entry, cached) in tool_layers {
+        let backend = backend_of(&job.tool, &job.locked)?;
+        let install = format!("/{}", opts.layout.install_dir(&tool_dir_name(&job.tool, &backend), &job.locked.version));
+        path_dirs.push(if entry.bin.is_empty() { install.clone() } else { format!("{install}/{}", entry.bin) });
+        let mut desc = Descriptor {
+            media_type: entry.blob.media_type.clone(),
+            digest: entry.blob.digest.clone(),
+            size: entry.blob.size,
+            platform: None,
+            annotations: BTreeMap::new(),
+        };
+        desc.annotations.insert("dev.sbx.layer".into(), "tool".into());
+        desc.annotations.insert("dev.sbx.tool".into(), job.tool.clone());
+        desc.annotations.insert("dev.sbx.tool.backend".into(), job.locked.backend.clone());
+        desc.annotations.insert("dev.sbx.tool.version".into(), job.locked.version.clone());
+        desc.annotations.insert("dev.sbx.tool.install-dir".into(), install.clone());
+        if let Some(t) = &entry.blob.tree_hash {
+            desc.annotations.insert("dev.sbx.tree-hash".into(), t.clone());
+        }
+        descriptors.push(desc);
+        diff_ids.push(entry.blob.diff_id.clone());
+        history.push(
+            History {
+                created_by: format!("sbx build: {} {} ({})", job.tool, job.locked.version, job.locked.backend),
+                comment: entry.blob.tree_hash.clone().map(|t| format!("tree {t}")),
+                empty_layer: false,
+            }
+            .to_json(),
+        );
+        layers.push(LayerInfo {
+            blob: entry.blob.clone(),
+            path: opts.cache.blob_path(&entry.blob.digest),
+            kind: LayerKind::Tool {
+                tool: job.tool.clone(),
+                version: job.locked.version.clone(),
+                backend: job.locked.backend.clone(),
+            },
+            cached: *cached,
+        });
+    }
+    let mut cdesc = Descriptor::for_bytes(&config_layer.blob.media_type, &[]);
+    cdesc.digest = config_layer.blob.digest.clone();
+    cdesc.size = config_layer.blob.size;
+    cdesc.annotations.insert("dev.sbx.layer".into(), "config".into());
+    descriptors.push(cdesc);
+    diff_ids.push(config_layer.blob.diff_id.clone());
+    history.push(
+        History { created_by: "sbx build: user, home and mise metadata".into(), comment: None, empty_layer: false }
+            .to_json(),
+    );
+    layers.push(config_layer.clone());
+
+    path_dirs.push(base_path);
+    let mut labels = BTreeMap::from([
+        ("org.opencontainers.image.title".to_string(), "sbx sandbox image".to_string()),
+        ("org.opencontainers.image.description".to_string(), "Toolchain pinned by sbx.lock".to_string()),
+        ("dev.sbx.lockfile.digest".to_string(), lock_digest.to_string()),
+    ]);
+    labels.extend(opts.labels.clone());
+    let runtime = RuntimeConfig {
+        env: vec![
+            format!("PATH={}", path_dirs.join(":")),
+            format!("MISE_DATA_DIR={}", opts.layout.data_dir),
+            format!("HOME={}", opts.user.home),
+        ],
+        user: format!("{}:{}", opts.user.uid, opts.user.gid),
+        working_dir: opts.working_dir.clone(),
+        labels,
+        cmd: Vec::new(),
+    };
+    let mut config = oci::image_config(platform, &runtime, &diff_ids, &[]);
+    config["history"] = serde_json::Value::Array(history);
+    let config_json = canonical_json(&config);
+    let config_desc = Descriptor::for_bytes(MEDIA_TYPE_CONFIG, &config_json);
+    let manifest_json = canonical_json(&oci::manifest(&config_desc, &descriptors, &manifest_annotations));
+    Ok(PlatformImage {
+        platform,
+        manifest_digest: sha256_digest(&manifest_json),
+        manifest_json,
+        config_digest: config_desc.digest,
+        config_json,
+        layers,
+    })
+}
