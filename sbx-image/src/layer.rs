@@ -80,7 +80,6 @@ pub struct LayerOptions {
     pub user_home: Option<(String, u64, u64)>,
 }
 
-
 impl LayerOptions {
     /// The uid and gid an entry at `path` gets.
     pub fn owner_of(&self, path: &[u8]) -> (u64, u64) {
