@@ -7,11 +7,11 @@
 //! install metadata and fuzzy-version symlinks).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use sbx_mise::Platform;
-use sbx_mise::lockfile::model::{Artifact, LockedTool, Lockfile};
+use sbx_mise::lockfile::model::{Artifact, LockedPackage, LockedTool, Lockfile};
+use sbx_mise::{BackendKind, Platform};
 use serde_json::json;
 
 use crate::base::{BaseImage, read_oci_layout};
@@ -21,6 +21,7 @@ use crate::error::{ImageError, Result};
 use crate::fetch::Fetcher;
 use crate::install::{MiseLayout, backend_of, bin_subdir, install_artifact, tool_dir_name};
 use crate::layer::{Compression, LayerBlob, LayerOptions, LayerTree, write_layer};
+use crate::npm::install_npm;
 use crate::oci::{self, Descriptor, History, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, RuntimeConfig, canonical_json};
 use crate::progress::Progress;
 
@@ -175,7 +176,8 @@ struct Job {
     tool: String,
     locked: LockedTool,
     platform: Platform,
-    artifact: Artifact,
+    /// What to download: the single artifact, or each npm package of the closure.
+    sources: Vec<(Option<LockedPackage>, Artifact)>,
     key: String,
 }
 
@@ -195,7 +197,9 @@ fn layer_key(job: &Job, opts: &BuildOptions) -> String {
         "version": job.locked.version,
         "options": job.locked.options,
         "platform": job.platform.to_string(),
-        "checksum": job.artifact.checksum.to_string(),
+        "sources": job.sources.iter().map(|(p, a)| {
+            json!([p.as_ref().and_then(|p| p.location.clone()), a.checksum.to_string()])
+        }).collect::<Vec<_>>(),
         "compression": opts.compression.cache_key(),
         "mtime": opts.source_date_epoch,
         "user": [opts.user.home, opts.user.uid, opts.user.gid],
@@ -211,7 +215,7 @@ fn cached_entry(cache: &Cache, key: &str) -> Option<CacheEntry> {
     (meta.len() == entry.blob.size).then_some(entry)
 }
 
-fn build_tool_layer(job: &Job, archive: &Path, opts: &BuildOptions) -> Result<CacheEntry> {
+fn build_tool_layer(job: &Job, opts: &BuildOptions) -> Result<CacheEntry> {
     let cache = &opts.cache;
     let _lock = cache.lock(&format!("layer-{}", job.key))?;
     if let Some(entry) = cached_entry(cache, &job.key) {
@@ -219,8 +223,16 @@ fn build_tool_layer(job: &Job, archive: &Path, opts: &BuildOptions) -> Result<Ca
     }
     let work = cache.temp_dir()?;
     let dest = work.path().join("install");
-    install_artifact(&job.tool, &job.locked, &job.artifact.url, archive, &dest)?;
     let backend = backend_of(&job.tool, &job.locked)?;
+    if backend.kind == BackendKind::Npm {
+        let packages: Vec<(LockedPackage, PathBuf)> =
+            job.sources.iter().filter_map(|(p, a)| Some((p.clone()?, cache.download_path(&a.checksum)))).collect();
+        install_npm(&backend.name, &packages, &dest)?;
+    } else {
+        for (_, artifact) in &job.sources {
+            install_artifact(&job.tool, &job.locked, &artifact.url, &cache.download_path(&artifact.checksum), &dest)?;
+        }
+    }
     let install_rel = opts.layout.install_dir(&tool_dir_name(&job.tool, &backend), &job.locked.version);
     let mut tree = LayerTree::new();
     tree.add_tree(&install_rel, &dest)?;
@@ -277,25 +289,35 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     let mut jobs = Vec::new();
     for (tool, versions) in &lock.tools {
         for locked in versions {
-            if !locked.packages.is_empty() || locked.platforms.is_empty() {
+            let kind = backend_of(tool, locked)?.kind;
+            if kind == BackendKind::Pipx || (kind != BackendKind::Npm && !locked.packages.is_empty()) {
                 return Err(ImageError::Unsupported {
                     what: format!("installing the package closure of `{tool}@{}` ({})", locked.version, locked.backend),
-                    help:
-                        "npm and pipx tools are not yet laid out by sbx build; remove them from [tools] for the image"
-                            .into(),
+                    help: "pipx tools are not yet laid out by sbx build; remove them from [tools] for the image".into(),
                 });
             }
             for platform in &platforms {
-                let artifact = locked.platforms.get(platform).cloned().ok_or_else(|| ImageError::MissingPlatform {
-                    tool: tool.clone(),
-                    version: locked.version.clone(),
-                    platform: platform.to_string(),
-                })?;
+                let sources = if kind == BackendKind::Npm {
+                    locked
+                        .packages
+                        .iter()
+                        .filter(|p| p.platforms.is_empty() || p.platforms.contains(platform))
+                        .map(|p| (Some(p.clone()), p.artifact.clone()))
+                        .collect()
+                } else {
+                    let artifact =
+                        locked.platforms.get(platform).cloned().ok_or_else(|| ImageError::MissingPlatform {
+                            tool: tool.clone(),
+                            version: locked.version.clone(),
+                            platform: platform.to_string(),
+                        })?;
+                    vec![(None, artifact)]
+                };
                 let mut job = Job {
                     tool: tool.clone(),
                     locked: locked.clone(),
                     platform: *platform,
-                    artifact,
+                    sources,
                     key: String::new(),
                 };
                 job.key = layer_key(&job, opts);
@@ -308,7 +330,9 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     let mut needed: BTreeMap<String, Artifact> = BTreeMap::new();
     for job in &jobs {
         if cached_entry(&opts.cache, &job.key).is_none() {
-            needed.entry(job.artifact.checksum.to_string()).or_insert_with(|| job.artifact.clone());
+            for (_, artifact) in &job.sources {
+                needed.entry(artifact.checksum.to_string()).or_insert_with(|| artifact.clone());
+            }
         }
     }
     let fetcher = Fetcher::new(opts.cache.clone()).with_parallelism(opts.parallel_downloads);
@@ -321,15 +345,12 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
         progress.layer_started(&name);
         let hit = cached_entry(&opts.cache, &job.key);
         let (job, opts) = (job.clone(), opts.clone());
-        let archive = opts.cache.download_path(&job.artifact.checksum);
         async move {
             let result = match hit {
                 Some(entry) => Ok((entry, true)),
-                None => {
-                    tokio::task::spawn_blocking(move || build_tool_layer(&job, &archive, &opts).map(|e| (e, false)))
-                        .await
-                        .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })?
-                }
+                None => tokio::task::spawn_blocking(move || build_tool_layer(&job, &opts).map(|e| (e, false)))
+                    .await
+                    .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })?,
             };
             result.map(|r| (name, r))
         }

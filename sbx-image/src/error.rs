@@ -130,6 +130,10 @@ pub enum ImageError {
         /// What to do.
         help: String,
     },
+    /// A registry operation failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(Box<RegistryError>),
     /// A JSON document (OCI index, manifest, config) could not be read.
     #[error("invalid JSON in {}: {source}", path.display())]
     #[diagnostic(code(sbx::image::json), help("the file is not a valid OCI document"))]
@@ -140,6 +144,25 @@ pub enum ImageError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// A registry refused or failed a push.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("registry {url}: {message}")]
+#[diagnostic(code(sbx::image::registry), help("{help}"))]
+pub struct RegistryError {
+    /// The URL of the failing request.
+    pub url: String,
+    /// What happened.
+    pub message: String,
+    /// What to do.
+    pub help: String,
+}
+
+impl From<RegistryError> for ImageError {
+    fn from(e: RegistryError) -> Self {
+        ImageError::Registry(Box::new(e))
+    }
 }
 
 /// Attaches a path to `std::io::Error`s.

@@ -17,9 +17,11 @@ pub mod extract;
 pub mod fetch;
 pub mod install;
 pub mod layer;
+pub mod npm;
 pub mod oci;
 pub mod output;
 pub mod progress;
+pub mod registry;
 pub mod treehash;
 
 pub use build::{BuildOptions, BuildOutput, LayerInfo, PlatformImage, build_image};

@@ -110,3 +110,16 @@ async fn tampered_cache_entry_is_detected_and_replaced() {
     let warnings = rec.warnings.lock().unwrap();
     assert!(warnings.len() == 1 && warnings[0].contains("damaged"), "{warnings:?}");
 }
+
+#[tokio::test]
+async fn file_urls_are_verified_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("mirror.tar");
+    std::fs::write(&src, b"mirrored").unwrap();
+    let url = format!("file://{}", src.display());
+    let cache = Cache::new(dir.path().join("cache"));
+    let path = Fetcher::new(cache.clone()).fetch(&artifact(&url, b"mirrored"), &sbx_image::NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), b"mirrored");
+    let err = Fetcher::new(cache).fetch(&artifact(&url, b"other!!!"), &sbx_image::NoProgress).await.unwrap_err();
+    assert!(matches!(err, ImageError::ChecksumMismatch { .. }), "{err}");
+}

@@ -1,0 +1,116 @@
+//! Pushing to a real `docker-registry` on 127.0.0.1, then reading it back with skopeo.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, run, sample_lock};
+use sbx_image::build::BuildOptions;
+use sbx_image::{Cache, NoProgress, build_image};
+use sbx_mise::Platform;
+
+/// The registry process, stopped when the test ends.
+struct RegistryProcess {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry() -> RegistryProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("`docker-registry` is required for this test (install it via .ci/install-deps): {e}")
+        });
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "docker-registry did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    RegistryProcess { child, addr, _dir: dir }
+}
+
+#[tokio::test]
+async fn push_then_pull_back_by_digest() {
+    let registry = start_registry();
+    let server = Server::start();
+    let lock = sample_lock(&server, &[Platform::LINUX_AMD64, Platform::LINUX_ARM64], "22.11.0", 0);
+    let cache = tempfile::tempdir().unwrap();
+    let out = build_image(&lock, &BuildOptions::new(Cache::new(cache.path())), &NoProgress).await.unwrap();
+    let reference = format!("{}/sbx/test:v1", registry.addr);
+    let digest = sbx_image::registry::push(&out, &reference, &NoProgress).await.unwrap();
+    assert_eq!(digest, out.index_digest);
+    // A second push finds every blob already there.
+    sbx_image::registry::push(&out, &reference, &NoProgress).await.unwrap();
+
+    let raw = run("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")]);
+    assert_eq!(common::sha256(raw.as_bytes()).to_string(), out.index_digest);
+    let dir = tempfile::tempdir().unwrap();
+    let by_digest = format!("docker://{}/sbx/test@{}", registry.addr, out.index_digest);
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            "arm64",
+            &by_digest,
+            &format!("oci:{}:x", dir.path().display()),
+        ],
+    );
+    let inspect = run("skopeo", &["inspect", &format!("oci:{}:x", dir.path().display())]);
+    assert!(inspect.contains("arm64"), "{inspect}");
+}
+
+#[tokio::test]
+async fn push_to_a_closed_port_names_the_registry() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Server::start();
+    let lock = sample_lock(&server, &[Platform::LINUX_AMD64], "22.11.0", 0);
+    let cache = tempfile::tempdir().unwrap();
+    let out = build_image(&lock, &BuildOptions::new(Cache::new(cache.path())), &NoProgress).await.unwrap();
+    let err = sbx_image::registry::push(&out, &format!("127.0.0.1:{port}/x"), &NoProgress).await.unwrap_err();
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+#[tokio::test]
+async fn registry_errors_and_auth_failures_are_reported() {
+    let server = Server::start();
+    let lock = sample_lock(&server, &[Platform::LINUX_AMD64], "22.11.0", 0);
+    let cache = tempfile::tempdir().unwrap();
+    let out = build_image(&lock, &BuildOptions::new(Cache::new(cache.path())), &NoProgress).await.unwrap();
+    let host = server.base.trim_start_matches("http://").to_string();
+
+    server.route("/v2/five/blobs/uploads/", common::Reply::Status(500));
+    let err = sbx_image::registry::push(&out, &format!("{host}/five"), &NoProgress).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+
+    server.route("/v2/auth/blobs/uploads/", common::Reply::Status(401));
+    let err = sbx_image::registry::push(&out, &format!("{host}/auth"), &NoProgress).await.unwrap_err();
+    let report = format!("{:?}", miette::Report::new(err));
+    assert!(report.contains("credentials") && report.contains("docker login"), "{report}");
+}
