@@ -18,7 +18,14 @@ struct Case {
     allow: bool,
 }
 
-fn case(preset: Preset, allowed: &[&str], blocked: &[&str], cidrs: &'static [&'static str], host: &'static str, allow: bool) -> Case {
+fn case(
+    preset: Preset,
+    allowed: &[&str],
+    blocked: &[&str],
+    cidrs: &'static [&'static str],
+    host: &'static str,
+    allow: bool,
+) -> Case {
     Case {
         preset,
         allowed: allowed.iter().map(|s| s.to_string()).collect(),

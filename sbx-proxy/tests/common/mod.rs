@@ -15,8 +15,8 @@ use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sbx_proxy::{
-    CidrRule, DomainRule, InjectionRule, Limits, PolicyConfig, Preset, Proxy, ProxyHandle, ProxyOptions, StaticResolver,
-    UpstreamRoots,
+    CidrRule, DomainRule, InjectionRule, Limits, PolicyConfig, Preset, Proxy, ProxyHandle, ProxyOptions,
+    StaticResolver, UpstreamRoots,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -205,7 +205,13 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(policy: PolicyConfig) -> Setup {
-        Setup { policy, injections: vec![], roots: UpstreamRoots::default(), tls_ports: vec![443], limits: Limits::default() }
+        Setup {
+            policy,
+            injections: vec![],
+            roots: UpstreamRoots::default(),
+            tls_ports: vec![443],
+            limits: Limits::default(),
+        }
     }
 
     pub async fn start(self) -> TestProxy {
