@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod config;
 pub mod diagnostic;
+pub mod http;
 pub mod lock;
 pub mod lockfile;
 pub mod origin;

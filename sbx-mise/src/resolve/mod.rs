@@ -5,6 +5,14 @@
 //! All network access goes through [`Fetch`], so the same code talks to the real upstream or
 //! to a loopback fixture server; only the base URLs in [`Upstreams`] differ.
 
+pub mod cargo;
+pub mod github;
+pub mod go;
+pub mod matching;
+pub mod node;
+pub mod python;
+pub mod registry;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -46,6 +54,50 @@ impl Default for Upstreams {
     }
 }
 
+impl Upstreams {
+    /// The defaults with mise-compatible and sbx environment overrides applied:
+    /// `MISE_NODE_MIRROR_URL`, then `SBX_NODE_URL`, `SBX_GO_URL`, `SBX_GITHUB_API_URL`,
+    /// `SBX_NPM_URL`, `SBX_PYPI_URL`, `SBX_CRATES_INDEX_URL`, `SBX_CRATES_DOWNLOAD_URL`.
+    pub fn from_env() -> Self {
+        Self::from_env_with(|k| std::env::var(k).ok())
+    }
+
+    /// [`Upstreams::from_env`] reading variables through `get` (for a captured environment).
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Self {
+        let mut u = Self::default();
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty()).map(|v| v.trim().trim_end_matches('/').to_string());
+        if let Some(v) = get("MISE_NODE_MIRROR_URL") {
+            u.node = v;
+        }
+        for (key, field) in [
+            ("SBX_NODE_URL", &mut u.node),
+            ("SBX_GO_URL", &mut u.go),
+            ("SBX_GITHUB_API_URL", &mut u.github_api),
+            ("SBX_NPM_URL", &mut u.npm),
+            ("SBX_PYPI_URL", &mut u.pypi),
+            ("SBX_CRATES_INDEX_URL", &mut u.crates_index),
+            ("SBX_CRATES_DOWNLOAD_URL", &mut u.crates_download),
+        ] {
+            if let Some(v) = get(key) {
+                *field = v;
+            }
+        }
+        u
+    }
+
+    /// Every upstream pointed at one server (`<base>/node`, `<base>/go`, `<base>/github`, …),
+    /// the layout of the loopback fixture server. npm, PyPI and crates.io keep their defaults.
+    pub fn all_at(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Self {
+            node: format!("{base}/node"),
+            go: format!("{base}/go"),
+            github_api: format!("{base}/github"),
+            ..Self::default()
+        }
+    }
+}
+
 /// An HTTP error or an unusable answer from an upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -64,6 +116,18 @@ pub enum FetchError {
         url: String,
         /// What went wrong.
         message: String,
+    },
+    /// Every attempt failed with a retryable error (5xx, 429, timeout, reset connection).
+    #[error(
+        "{url}: gave up after {attempts} attempts, last: {last}; the server may be down or overloaded, retry later or use a mirror"
+    )]
+    GaveUp {
+        /// The URL requested.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's failure.
+        last: String,
     },
     /// `--offline` and the URL is not in the HTTP cache.
     #[error("{url} is not in the HTTP cache and --offline was given")]
@@ -169,4 +233,41 @@ pub trait Backend: Send + Sync {
         request: &VersionRequest,
         version: &str,
     ) -> Result<LockedTool, ResolveError>;
+}
+
+/// Parses a JSON body, or says which URL answered something unreadable.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, ResolveError> {
+    serde_json::from_slice(body).map_err(|e| ResolveError::Malformed { url: url.to_string(), message: e.to_string() })
+}
+
+/// Reads a `sha256sum`-style list (`<hex>  <file>` or `<hex> *<file>` per line) into
+/// file name → lowercase hex. Lines that are not of that form are skipped.
+pub(crate) fn parse_checksum_list(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let (hash, file) = line.trim().split_once(char::is_whitespace)?;
+            let file = file.trim().trim_start_matches('*');
+            let file = file.rsplit('/').next().unwrap_or(file);
+            (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (file.to_string(), hash.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
+/// A [`LockedTool`] with one artifact per platform (everything but npm/pipx).
+pub(crate) fn locked_artifacts(
+    tool: &BackendRef,
+    request: &VersionRequest,
+    version: &str,
+    platforms: BTreeMap<Platform, crate::lockfile::Artifact>,
+) -> LockedTool {
+    LockedTool {
+        backend: tool.to_string(),
+        request: request.to_string(),
+        version: version.to_string(),
+        runtime: None,
+        options: tool.options.clone(),
+        platforms,
+        packages: Vec::new(),
+    }
 }

@@ -1,0 +1,70 @@
+//! A loopback HTTP server for hermetic tests of `sbx lock`.
+//!
+//! It serves the recorded, format-true upstream responses in `fixtures/upstream/` (the node
+//! distribution index and `SHASUMS256.txt`, the Go download index, GitHub releases API JSON
+//! for python-build-standalone and `github:` tools) together with small but real artifacts
+//! whose checksums those files list. `{{base}}` inside a text response is replaced by the
+//! server's own base URL, so recorded download links point back at the server.
+//!
+//! URL layout (see [`FixtureServer::base_url`]): `/node/…` (node dist mirror), `/go/`
+//! (Go index), `/github/repos/…` (GitHub REST API), `/github.com/…` (release downloads).
+//!
+//! Tests can inject faults per path with [`FixtureServer::fault`]: error statuses a number of
+//! times, a replaced body (malformed JSON, a checksum list missing a line), or a delay.
+//! The server binds 127.0.0.1 on an ephemeral port only and stops when dropped.
+
+pub mod generate;
+mod server;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use server::FixtureServer;
+
+/// A fault injected for one URL path (query ignored).
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer `status` (with an empty body) to the next `times` requests, then serve normally.
+    Status {
+        /// The status to answer.
+        status: u16,
+        /// How many requests get it.
+        times: u32,
+    },
+    /// Serve these bytes instead of the recorded file (malformed JSON, an edited checksum list).
+    Body(Vec<u8>),
+    /// Wait this long before answering (to exercise client timeouts).
+    Delay(Duration),
+}
+
+/// One request the server answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// The URL path (without query).
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// Shared state between the server task and the test.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) faults: HashMap<String, Fault>,
+    pub(crate) hits: Vec<Hit>,
+}
+
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+pub(crate) fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// `fixtures/upstream/` of this repository.
+pub fn default_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join("upstream")
+}

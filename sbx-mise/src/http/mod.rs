@@ -1,0 +1,308 @@
+//! The production [`Fetch`]: reqwest over rustls with bounded concurrency, retries with
+//! exponential backoff, an on-disk cache with validators, and an offline mode.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sbx_mise::http::{HttpClient, HttpOptions};
+//! use sbx_mise::resolve::{Fetch, Upstreams};
+//! let upstreams = Upstreams::from_env();
+//! let client = HttpClient::new(HttpOptions::from_env(&upstreams))?;
+//! let index = client.get("https://index.crates.io/ri/pg/ripgrep").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! * Every response body is cached under [`default_cache_dir`] (or the directory given in
+//!   [`HttpOptions::cache_dir`]) with its `ETag`/`Last-Modified`; the next request sends them
+//!   back and a `304 Not Modified` is answered from the cache.
+//! * Within one client, a URL is fetched at most once (concurrent callers share the request).
+//! * [`HttpOptions::offline`] answers only from the cache.
+
+pub mod cache;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use sha2::{Digest, Sha256};
+use tokio::sync::{OnceCell, Semaphore};
+
+pub use cache::Cache;
+pub use retry::RetryPolicy;
+
+use crate::resolve::{Fetch, FetchError, Upstreams};
+
+/// How an [`HttpClient`] behaves. [`HttpOptions::default`] suits interactive use.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// The HTTP cache directory; `None` means [`default_cache_dir`].
+    pub cache_dir: Option<PathBuf>,
+    /// Serve only from the cache; a miss is [`FetchError::Offline`].
+    pub offline: bool,
+    /// Requests in flight at once.
+    pub max_concurrent: usize,
+    /// Retries on 5xx, 429, timeouts and connection failures.
+    pub retry: RetryPolicy,
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed between two reads of a response (a stalled server times out).
+    pub read_timeout: Duration,
+    /// `(URL prefix, token)`: requests whose URL starts with the prefix carry
+    /// `Authorization: Bearer <token>` (GitHub's API rate limit is much higher with a token).
+    pub bearer_tokens: Vec<(String, String)>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            offline: false,
+            max_concurrent: 8,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            bearer_tokens: Vec::new(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Defaults plus a GitHub token from `MISE_GITHUB_TOKEN`, `GITHUB_API_TOKEN`, `GITHUB_TOKEN`
+    /// or `GH_TOKEN` (the first one set), sent only to `upstreams.github_api`.
+    pub fn from_env(upstreams: &Upstreams) -> Self {
+        let mut options = Self::default();
+        let token = ["MISE_GITHUB_TOKEN", "GITHUB_API_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
+        if let Some(token) = token {
+            options.bearer_tokens.push((format!("{}/", upstreams.github_api.trim_end_matches('/')), token));
+        }
+        options
+    }
+}
+
+/// The HTTP cache directory: `$SBX_CACHE_DIR/http` when set, else `<user cache dir>/sbx/http`
+/// (`~/.cache/sbx/http` on Linux), else `.sbx-cache/http` in the working directory.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SBX_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("http");
+    }
+    match dirs::cache_dir() {
+        Some(d) => d.join("sbx").join("http"),
+        None => PathBuf::from(".sbx-cache").join("http"),
+    }
+}
+
+/// The HTTP client could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the HTTP client: {0}; check the system's TLS certificates")]
+pub struct HttpInitError(String);
+
+/// Cached, retrying, concurrency-bounded HTTP access. Cheap to share behind an `Arc`.
+pub struct HttpClient {
+    client: reqwest::Client,
+    cache: Cache,
+    options: HttpOptions,
+    permits: Semaphore,
+    bodies: Memo<Bytes>,
+    digests: Memo<(String, u64)>,
+}
+
+/// Per-URL results of this client, shared by concurrent callers.
+type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<T>>>>;
+
+/// One attempt's failure: worth another try, or final.
+enum AttemptError {
+    Retry(String),
+    Fatal(FetchError),
+}
+
+/// What a GET attempt produced.
+enum Got {
+    NotModified,
+    Fresh { body: Bytes, etag: Option<String>, last_modified: Option<String> },
+}
+
+impl HttpClient {
+    /// Builds a client; no network access happens here.
+    pub fn new(options: HttpOptions) -> Result<Self, HttpInitError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("sbx/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .build()
+            .map_err(|e| HttpInitError(e.to_string()))?;
+        let cache = Cache::new(options.cache_dir.clone().unwrap_or_else(default_cache_dir));
+        let permits = Semaphore::new(options.max_concurrent.max(1));
+        Ok(Self { client, cache, options, permits, bodies: Mutex::default(), digests: Mutex::default() })
+    }
+
+    /// The on-disk cache this client uses.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    fn request(&self, url: &str) -> reqwest::RequestBuilder {
+        let mut req = self.client.get(url);
+        if let Some((_, token)) = self.options.bearer_tokens.iter().find(|(prefix, _)| url.starts_with(prefix.as_str()))
+        {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retry policy is exhausted.
+    async fn with_retries<T, F, Fut>(&self, url: &str, mut attempt: F) -> Result<T, FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        let attempts = self.options.retry.attempts();
+        let mut last = String::new();
+        for n in 0..attempts {
+            let outcome = {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
+                attempt().await
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(AttemptError::Fatal(e)) => return Err(e),
+                Err(AttemptError::Retry(why)) => last = why,
+            }
+            if n + 1 < attempts {
+                tokio::time::sleep(self.options.retry.delay(n)).await;
+            }
+        }
+        Err(FetchError::GaveUp { url: url.to_string(), attempts, last })
+    }
+
+    async fn get_uncached(&self, url: &str) -> Result<Bytes, FetchError> {
+        let cached = self.cache.read(url);
+        if self.options.offline {
+            return cached.map(|e| e.body).ok_or_else(|| FetchError::Offline { url: url.to_string() });
+        }
+        let got = self
+            .with_retries(url, || async {
+                let mut req = self.request(url);
+                if let Some(entry) = &cached {
+                    if let Some(etag) = &entry.meta.etag {
+                        req = req.header(IF_NONE_MATCH, etag);
+                    }
+                    if let Some(lm) = &entry.meta.last_modified {
+                        req = req.header(IF_MODIFIED_SINCE, lm);
+                    }
+                }
+                let resp = req.send().await.map_err(|e| transport(url, &e))?;
+                let status = resp.status().as_u16();
+                if status == 304 && cached.is_some() {
+                    return Ok(Got::NotModified);
+                }
+                check_status(url, status)?;
+                let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
+                let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
+                Ok(Got::Fresh { body, etag, last_modified })
+            })
+            .await?;
+        match (got, cached) {
+            (Got::NotModified, Some(entry)) => Ok(entry.body),
+            (Got::NotModified, None) => Err(FetchError::Status { url: url.to_string(), status: 304 }),
+            (Got::Fresh { body, etag, last_modified }, _) => {
+                // A cache that cannot be written only costs a later download; never fail the run.
+                let _ = self.cache.write(url, etag, last_modified, &body);
+                Ok(body)
+            }
+        }
+    }
+
+    async fn sha256_uncached(&self, url: &str) -> Result<(String, u64), FetchError> {
+        let key = format!("sha256-of {url}");
+        let cached = self.cache.read(&key).and_then(|e| serde_json::from_slice::<DigestRecord>(&e.body).ok());
+        if let Some(record) = cached {
+            return Ok((record.sha256, record.size));
+        }
+        if self.options.offline {
+            return Err(FetchError::Offline { url: url.to_string() });
+        }
+        let (sha256, size) = self
+            .with_retries(url, || async {
+                let resp = self.request(url).send().await.map_err(|e| transport(url, &e))?;
+                check_status(url, resp.status().as_u16())?;
+                let mut hasher = Sha256::new();
+                let mut size = 0u64;
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| transport(url, &e))?;
+                    size += chunk.len() as u64;
+                    hasher.update(&chunk);
+                }
+                Ok((hex::encode(hasher.finalize()), size))
+            })
+            .await?;
+        if let Ok(body) = serde_json::to_vec(&DigestRecord { sha256: sha256.clone(), size }) {
+            let _ = self.cache.write(&key, None, None, &body);
+        }
+        Ok((sha256, size))
+    }
+}
+
+/// A downloaded artifact's digest, cached so offline runs and re-locks need not download again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DigestRecord {
+    sha256: String,
+    size: u64,
+}
+
+fn transport(url: &str, e: &reqwest::Error) -> AttemptError {
+    let message = retry::describe(e);
+    if retry::retryable_error(e) {
+        AttemptError::Retry(message)
+    } else {
+        AttemptError::Fatal(FetchError::Transport { url: url.to_string(), message })
+    }
+}
+
+fn check_status(url: &str, status: u16) -> Result<(), AttemptError> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else if retry::retryable_status(status) {
+        Err(AttemptError::Retry(format!("HTTP {status}")))
+    } else {
+        Err(AttemptError::Fatal(FetchError::Status { url: url.to_string(), status }))
+    }
+}
+
+/// The shared cell for `key`, created on first use.
+fn cell<T>(map: &Memo<T>, key: &str) -> Arc<OnceCell<T>> {
+    let mut map = match map.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(key.to_string()).or_default().clone()
+}
+
+#[async_trait]
+impl Fetch for HttpClient {
+    async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+        let cell = cell(&self.bodies, url);
+        cell.get_or_try_init(|| self.get_uncached(url)).await.cloned()
+    }
+
+    async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {
+        let cell = cell(&self.digests, url);
+        cell.get_or_try_init(|| self.sha256_uncached(url)).await.cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests;
