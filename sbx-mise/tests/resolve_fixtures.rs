@@ -198,7 +198,7 @@ async fn github_release_with_published_digests() {
 }
 
 #[tokio::test]
-async fn github_release_without_digests_is_hashed() {
+async fn github_release_without_digests_uses_its_checksum_file() {
     let e = env();
     // The newer release is a prerelease: skipped unless named.
     assert_eq!(e.resolve("github:cli/cli", "latest").await.unwrap(), "2.62.0");
@@ -207,9 +207,25 @@ async fn github_release_without_digests_is_hashed() {
     assert_eq!(locked.version, "2.62.0");
     assert_eq!(file_name(&locked, "linux/amd64"), "gh_2.62.0_linux_amd64.tar.gz");
     assert_eq!(file_name(&locked, "darwin/arm64"), "gh_2.62.0_macOS_arm64.zip");
+    // gh_2.62.0_checksums.txt listed them: nothing was downloaded to lock.
+    assert!(!e.server.hits().iter().any(|h| h.path.ends_with(".tar.gz") || h.path.ends_with(".zip")));
     e.verify(&locked).await;
     let missing = e.resolve("github:cli/nope", "latest").await.unwrap_err();
     assert!(matches!(missing, ResolveError::Fetch(FetchError::Status { status: 404, .. })), "{missing:?}");
+}
+
+#[tokio::test]
+async fn github_release_without_any_checksum_is_hashed() {
+    let e = env();
+    let sums = "/github.com/cli/cli/releases/download/v2.62.0/gh_2.62.0_checksums.txt";
+    e.server.fault(sums, Fault::Body(b"# nothing here\n".to_vec()));
+    let locked = e.lock("github:cli/cli", "2.62.0").await.unwrap();
+    let downloaded: Vec<String> =
+        e.server.hits().into_iter().map(|h| h.path).filter(|p| p.ends_with(".tar.gz")).collect();
+    assert_eq!(downloaded.len(), 2, "{downloaded:?}");
+    // Sizes come from the download itself.
+    assert!(locked.platforms.values().all(|a| a.size.is_some()));
+    e.verify(&locked).await;
 }
 
 #[tokio::test]

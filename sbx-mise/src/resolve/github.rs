@@ -3,8 +3,8 @@
 //! Releases come from the REST API (`<api>/repos/<owner>/<repo>/releases`, paged). A tag's
 //! version is the tag without a leading `v` (or without the `version_prefix` option). For each
 //! platform one asset is chosen by name ([`pick_asset`]); its checksum is the API's `digest`
-//! field when GitHub publishes one, otherwise sbx downloads the asset and hashes it — an
-//! artifact is never locked without a checksum.
+//! field when GitHub publishes one, else its line in a checksum file of the release, else sbx
+//! downloads the asset and hashes it — an artifact is never locked without a checksum.
 
 use std::collections::BTreeMap;
 
@@ -259,16 +259,65 @@ pub fn pick_asset<'a>(
     })
 }
 
-/// The artifact for an asset: published digest, else the downloaded bytes' sha256.
-pub async fn artifact_of(ctx: &ResolveContext<'_>, asset: &Asset) -> Result<Artifact, ResolveError> {
-    let (sha256, size) = match asset.sha256() {
-        Some(hex) => (hex, asset.size),
-        None => {
-            let (hex, size) = ctx.fetch.sha256_of(&asset.browser_download_url).await?;
-            (hex, Some(size))
-        }
+/// The artifact for an asset. Its checksum is, in order: the API's published digest; the
+/// asset's line in a checksum file of the same release (`<asset>.sha256`, `checksums.txt`,
+/// `SHA256SUMS`, …); the sha256 of the downloaded bytes.
+pub async fn artifact_of(
+    ctx: &ResolveContext<'_>,
+    siblings: &[Asset],
+    asset: &Asset,
+) -> Result<Artifact, ResolveError> {
+    let artifact = |sha256: String, size: Option<u64>| Artifact {
+        url: asset.browser_download_url.clone(),
+        checksum: Checksum::Sha256(sha256),
+        size,
     };
-    Ok(Artifact { url: asset.browser_download_url.clone(), checksum: Checksum::Sha256(sha256), size })
+    if let Some(hex) = asset.sha256() {
+        return Ok(artifact(hex, asset.size));
+    }
+    if let Some(hex) = published_checksum(ctx, siblings, asset).await? {
+        return Ok(artifact(hex, asset.size));
+    }
+    let (hex, size) = ctx.fetch.sha256_of(&asset.browser_download_url).await?;
+    Ok(artifact(hex, Some(size)))
+}
+
+/// Whether an asset is a sha256 checksum list or a per-file checksum.
+fn is_checksum_file(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".sha256")
+        || n.ends_with(".sha256sum")
+        || n == "sha256sums"
+        || n == "sha256sums.txt"
+        || (n.contains("checksums") && (n.ends_with(".txt") || !n.contains('.')))
+}
+
+/// The asset's sha256 from a checksum file published in the same release, if one lists it.
+async fn published_checksum(
+    ctx: &ResolveContext<'_>,
+    siblings: &[Asset],
+    asset: &Asset,
+) -> Result<Option<String>, ResolveError> {
+    let own = format!("{}.sha256", asset.name);
+    let mut candidates: Vec<&Asset> = siblings.iter().filter(|a| a.name == own).collect();
+    candidates
+        .extend(siblings.iter().filter(|a| a.name != own && is_checksum_file(&a.name) && !a.name.ends_with(".sha256")));
+    for sums in candidates {
+        let body = ctx.fetch.get(&sums.browser_download_url).await?;
+        let text = String::from_utf8_lossy(&body);
+        if sums.name == own {
+            // `<hex>`, `<hex>  <name>` or `<hex> *<name>`.
+            let first = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            if first.len() == 64 && first.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(Some(first));
+            }
+            continue;
+        }
+        if let Some(hex) = super::parse_checksum_list(&text).get(&asset.name) {
+            return Ok(Some(hex.clone()));
+        }
+    }
+    Ok(None)
 }
 
 #[async_trait]
@@ -320,7 +369,7 @@ impl Backend for GithubBackend {
             let asset = pick_asset(&release.assets, platform, &tool.options).map_err(|detail| {
                 ResolveError::NoArtifact { tool: tool.to_string(), version: version.to_string(), platform, detail }
             })?;
-            platforms.insert(platform, artifact_of(ctx, asset).await?);
+            platforms.insert(platform, artifact_of(ctx, &release.assets, asset).await?);
         }
         Ok(super::locked_artifacts(tool, request, version, platforms))
     }

@@ -271,3 +271,39 @@ pub(crate) fn locked_artifacts(
         packages: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_upstreams() {
+        let env: BTreeMap<&str, &str> = [
+            ("MISE_NODE_MIRROR_URL", "https://mirror.example/node/"),
+            ("SBX_GO_URL", "http://127.0.0.1:9/go"),
+            ("SBX_GITHUB_API_URL", " "),
+        ]
+        .into_iter()
+        .collect();
+        let u = Upstreams::from_env_with(|k| env.get(k).map(|v| v.to_string()));
+        assert_eq!(u.node, "https://mirror.example/node");
+        assert_eq!(u.go, "http://127.0.0.1:9/go");
+        assert_eq!(u.github_api, Upstreams::default().github_api);
+        let sbx_wins = Upstreams::from_env_with(|k| match k {
+            "MISE_NODE_MIRROR_URL" => Some("https://a".into()),
+            "SBX_NODE_URL" => Some("https://b".into()),
+            _ => None,
+        });
+        assert_eq!(sbx_wins.node, "https://b");
+    }
+
+    #[test]
+    fn checksum_lists() {
+        let hex = "ab".repeat(32);
+        let text = format!("{hex}  a.tar.gz\n{hex} *dir/b.zip\nnot a line\n{}  short\n", "ab");
+        let sums = parse_checksum_list(&text);
+        assert_eq!(sums.len(), 2);
+        assert_eq!(sums["a.tar.gz"], hex);
+        assert_eq!(sums["b.zip"], hex);
+    }
+}

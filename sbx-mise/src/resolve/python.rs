@@ -148,7 +148,7 @@ impl Backend for PythonBackend {
                         size: build.asset.size,
                     }
                 }
-                None => github::artifact_of(ctx, build.asset).await?,
+                None => github::artifact_of(ctx, &release.assets, build.asset).await?,
             };
             platforms.insert(platform, artifact);
         }
