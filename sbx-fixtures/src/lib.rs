@@ -37,6 +37,15 @@ pub enum Fault {
     Body(Vec<u8>),
     /// Wait this long before answering (to exercise client timeouts).
     Delay(Duration),
+    /// Always answer exactly this (e.g. a 403 with `x-ratelimit-remaining: 0`).
+    Response {
+        /// Status code.
+        status: u16,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// Body.
+        body: Vec<u8>,
+    },
 }
 
 /// One request the server answered.

@@ -151,6 +151,18 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Full<B
             read_file(&ctx, &path, &query)
         }
         Some(Fault::Body(b)) => Some(Bytes::from(b)),
+        Some(Fault::Response { status, headers, body }) => {
+            let mut r = status_response(status, "");
+            *r.body_mut() = Full::new(Bytes::from(body));
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) =
+                    (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(&v))
+                {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            return Ok(record(&ctx, &path, r));
+        }
         None => read_file(&ctx, &path, &query),
     };
     let Some(body) = body else {

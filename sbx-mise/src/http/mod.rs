@@ -207,6 +207,11 @@ impl HttpClient {
                 if status == 304 && cached.is_some() {
                     return Ok(Got::NotModified);
                 }
+                if matches!(status, 403 | 429)
+                    && resp.headers().get("x-ratelimit-remaining").is_some_and(|v| v.as_bytes() == b"0")
+                {
+                    return Err(AttemptError::Fatal(FetchError::RateLimited { url: url.to_string() }));
+                }
                 check_status(url, status)?;
                 let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));

@@ -178,3 +178,22 @@ fn cache_dir_honours_sbx_cache_dir() {
     let d = default_cache_dir();
     assert!(d.ends_with("http"));
 }
+
+#[tokio::test]
+async fn an_exhausted_rate_limit_says_to_set_a_token() {
+    let server = FixtureServer::start_default().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let path = "/github/repos/cli/cli/releases";
+    server.fault(
+        path,
+        Fault::Response {
+            status: 403,
+            headers: vec![("x-ratelimit-remaining".into(), "0".into())],
+            body: br#"{"message":"API rate limit exceeded"}"#.to_vec(),
+        },
+    );
+    let err = client(cache.path()).get(&server.url(path)).await.unwrap_err();
+    assert!(matches!(err, FetchError::RateLimited { .. }), "{err:?}");
+    assert!(err.to_string().contains("GITHUB_TOKEN"));
+    assert_eq!(server.statuses(path), [403], "not retried");
+}

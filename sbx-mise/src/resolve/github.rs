@@ -364,13 +364,18 @@ impl Backend for GithubBackend {
                 nearest: matching::nearest(&all, version),
             });
         };
-        let mut platforms = BTreeMap::new();
+        let mut chosen = Vec::new();
         for &platform in ctx.platforms {
             let asset = pick_asset(&release.assets, platform, &tool.options).map_err(|detail| {
                 ResolveError::NoArtifact { tool: tool.to_string(), version: version.to_string(), platform, detail }
             })?;
-            platforms.insert(platform, artifact_of(ctx, &release.assets, asset).await?);
+            chosen.push((platform, asset));
         }
+        // Platforms are checksummed concurrently (downloads when nothing is published).
+        let artifacts =
+            futures::future::try_join_all(chosen.iter().map(|(_, asset)| artifact_of(ctx, &release.assets, asset)))
+                .await?;
+        let platforms: BTreeMap<_, _> = chosen.iter().map(|(p, _)| *p).zip(artifacts).collect();
         Ok(super::locked_artifacts(tool, request, version, platforms))
     }
 }

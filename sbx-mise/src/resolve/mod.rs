@@ -129,6 +129,13 @@ pub enum FetchError {
         /// The last attempt's failure.
         last: String,
     },
+    /// The server refused because its API rate limit is used up (GitHub: 60 requests an hour
+    /// without a token).
+    #[error("{url}: the API rate limit is exhausted; set GITHUB_TOKEN (or MISE_GITHUB_TOKEN) to a token and retry")]
+    RateLimited {
+        /// The URL requested.
+        url: String,
+    },
     /// `--offline` and the URL is not in the HTTP cache.
     #[error("{url} is not in the HTTP cache and --offline was given")]
     Offline {
