@@ -195,8 +195,8 @@ fn status_response(status: u16, text: &str) -> Response<Full<Bytes>> {
 
 /// The recorded file for a request, with `{{base}}` filled in.
 ///
-/// `/dir/` serves `dir/index.json`; `/x` serves `x.json` when `x` does not exist; a GitHub
-/// `page=N` query (N ≥ 2) serves `x.pageN.json`, or an empty JSON array past the last page.
+/// `/dir/` serves `dir/index.json`; `/x` serves `x.json` when `x` does not exist; a JSON
+/// array is paged like GitHub's API by `per_page` (default 30) and `page` (from 1).
 fn read_file(ctx: &Ctx, path: &str, query: &str) -> Option<Bytes> {
     let rel = Path::new(path.trim_start_matches('/'));
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) && !rel.as_os_str().is_empty() {
@@ -208,17 +208,34 @@ fn read_file(ctx: &Ctx, path: &str, query: &str) -> Option<Bytes> {
     } else if !file.is_file() {
         file = ctx.root.join(format!("{}.json", rel.display()));
     }
-    let page = query.split('&').find_map(|kv| kv.strip_prefix("page=")).and_then(|n| n.parse::<u32>().ok());
-    if let Some(n) = page.filter(|n| *n >= 2) {
-        let paged = file.with_extension(format!("page{n}.json"));
-        return Some(std::fs::read(paged).map(Bytes::from).unwrap_or_else(|_| Bytes::from_static(b"[]")));
+    let mut raw = std::fs::read(&file).ok()?;
+    if let Some(paged) = paginate(&raw, query) {
+        raw = paged;
     }
-    let raw = std::fs::read(&file).ok()?;
     match String::from_utf8(raw) {
         Ok(text) if text.contains("{{base}}") => Some(Bytes::from(text.replace("{{base}}", &ctx.base))),
         Ok(text) => Some(Bytes::from(text)),
         Err(e) => Some(Bytes::from(e.into_bytes())),
     }
+}
+
+/// The `page`-th slice of `per_page` elements of a JSON array, when the query pages.
+fn paginate(raw: &[u8], query: &str) -> Option<Vec<u8>> {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let (page, per_page) = (param("page"), param("per_page"));
+    if page.is_none() && per_page.is_none() {
+        return None;
+    }
+    let serde_json::Value::Array(items) = serde_json::from_slice(raw).ok()? else { return None };
+    let per_page = per_page.unwrap_or(30).max(1);
+    let page = page.unwrap_or(1).max(1);
+    let slice: Vec<_> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    serde_json::to_vec_pretty(&slice).ok()
 }
 
 fn content_type(path: &str) -> &'static str {

@@ -96,6 +96,8 @@ fn serves_templates_pages_and_faults() {
     assert!(body.contains(&format!("{}/github.com/cli/cli/releases/download/", server.base_url())));
     assert!(!body.contains("{{base}}"));
     assert_eq!(get(&server.url("/github/repos/cli/cli/releases?per_page=100&page=2")), (200, "[]".into()));
+    let (_, one) = get(&server.url("/github/repos/cli/cli/releases?per_page=1&page=2"));
+    assert!(one.contains("\"v2.62.0\"") && !one.contains("\"v2.63.0-pre.0\""), "{one}");
     assert_eq!(get(&server.url("/go/?mode=json&include=all")).0, 200);
     assert_eq!(get(&server.url("/node/../../Cargo.toml")).0, 404);
     assert_eq!(get(&server.url("/node/%2e%2e/%2e%2e/Cargo.toml")).0, 404);

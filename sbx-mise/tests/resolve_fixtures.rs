@@ -229,6 +229,23 @@ async fn github_release_without_any_checksum_is_hashed() {
 }
 
 #[tokio::test]
+async fn release_pages_are_read_only_as_far_as_needed() {
+    use sbx_mise::resolve::github::releases_until;
+    let e = env();
+    let ctx = e.ctx();
+    let first =
+        releases_until(&ctx, "BurntSushi/ripgrep", 1, |r| r.iter().any(|r| r.tag_name == "14.1.1")).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let both =
+        releases_until(&ctx, "BurntSushi/ripgrep", 1, |r| r.iter().any(|r| r.tag_name == "14.1.0")).await.unwrap();
+    assert_eq!(both.iter().map(|r| r.tag_name.as_str()).collect::<Vec<_>>(), ["14.1.1", "14.1.0"]);
+    // Every page until an empty one when nothing satisfies the condition.
+    let all = releases_until(&ctx, "BurntSushi/ripgrep", 1, |_| false).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(e.server.statuses("/github/repos/BurntSushi/ripgrep/releases"), [200, 200, 200]);
+}
+
+#[tokio::test]
 async fn unsupported_sources_say_so() {
     let b = backends();
     assert!(b.contains_key(&BackendKind::Core) && b.contains_key(&BackendKind::Github));

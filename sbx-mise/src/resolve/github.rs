@@ -63,6 +63,18 @@ impl Asset {
 
 /// Every non-draft release of `owner/repo`, newest first as the API lists them.
 pub async fn releases(ctx: &ResolveContext<'_>, repo: &str) -> Result<Vec<Release>, ResolveError> {
+    releases_until(ctx, repo, 100, |_| false).await
+}
+
+/// Non-draft releases of `owner/repo`, newest first, fetched `per_page` at a time until
+/// `done` is satisfied by what was fetched so far or the last page was read (at most
+/// [`MAX_PAGES`] pages). For repositories whose releases are huge (python-build-standalone).
+pub async fn releases_until(
+    ctx: &ResolveContext<'_>,
+    repo: &str,
+    per_page: usize,
+    done: impl Fn(&[Release]) -> bool,
+) -> Result<Vec<Release>, ResolveError> {
     let valid = repo.split('/').count() == 2 && repo.split('/').all(|p| !p.is_empty() && !p.contains(['?', '#', ' ']));
     if !valid {
         return Err(ResolveError::Unsupported(format!(
@@ -72,12 +84,12 @@ pub async fn releases(ctx: &ResolveContext<'_>, repo: &str) -> Result<Vec<Releas
     let api = ctx.upstreams.github_api.trim_end_matches('/');
     let mut all = Vec::new();
     for page in 1..=MAX_PAGES {
-        let url = format!("{api}/repos/{repo}/releases?per_page=100&page={page}");
+        let url = format!("{api}/repos/{repo}/releases?per_page={per_page}&page={page}");
         let body = ctx.fetch.get(&url).await?;
         let releases: Vec<Release> = super::parse_json(&url, &body)?;
-        let full = releases.len() >= 100;
+        let full = releases.len() >= per_page;
         all.extend(releases.into_iter().filter(|r| !r.draft));
-        if !full {
+        if !full || done(&all) {
             break;
         }
     }

@@ -24,6 +24,10 @@ pub struct PythonBackend;
 /// The GitHub repository of the builds.
 pub const REPO: &str = "astral-sh/python-build-standalone";
 
+/// Releases per API page: each lists ~1000 assets, so pages are kept small and read only as
+/// far as needed (every release carries the newest patch of each supported minor version).
+const PER_PAGE: usize = 10;
+
 /// Flavors in order of preference.
 const FLAVORS: [&str; 2] = ["install_only_stripped", "install_only"];
 
@@ -85,7 +89,7 @@ async fn checksum_list(
 #[async_trait]
 impl Backend for PythonBackend {
     async fn list_versions(&self, ctx: &ResolveContext<'_>, _: &BackendRef) -> Result<Vec<String>, ResolveError> {
-        Ok(versions(&github::releases(ctx, REPO).await?))
+        Ok(versions(&github::releases_until(ctx, REPO, PER_PAGE, |_| false).await?))
     }
 
     async fn resolve(
@@ -94,7 +98,9 @@ impl Backend for PythonBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        let releases = github::releases(ctx, REPO).await?;
+        // Newest releases first: the first ones that satisfy the request hold its newest match.
+        let found = |r: &[Release]| matching::select(&tool.to_string(), &versions(r), request).is_ok();
+        let releases = github::releases_until(ctx, REPO, PER_PAGE, found).await?;
         matching::select(&tool.to_string(), &versions(&releases), request)
     }
 
@@ -105,7 +111,8 @@ impl Backend for PythonBackend {
         request: &VersionRequest,
         version: &str,
     ) -> Result<LockedTool, ResolveError> {
-        let releases = github::releases(ctx, REPO).await?;
+        let found = |r: &[Release]| builds(r).iter().any(|(b, _)| b.version == version);
+        let releases = github::releases_until(ctx, REPO, PER_PAGE, found).await?;
         let all = builds(&releases);
         let mut platforms = BTreeMap::new();
         let mut sums_cache: BTreeMap<String, Option<(String, BTreeMap<String, String>)>> = BTreeMap::new();
