@@ -27,11 +27,12 @@ struct IndexLine {
 /// The sparse-index path of a crate: `1/a`, `2/ab`, `3/a/abc`, `ri/pg/ripgrep`.
 pub fn index_path(name: &str) -> String {
     let name = name.to_ascii_lowercase();
-    match name.len() {
-        1 => format!("1/{name}"),
-        2 => format!("2/{name}"),
-        3 => format!("3/{}/{name}", &name[..1]),
-        _ => format!("{}/{}/{name}", &name[..2], &name[2..4]),
+    let chars: Vec<char> = name.chars().collect();
+    let part = |r: std::ops::Range<usize>| chars[r].iter().collect::<String>();
+    match chars.len() {
+        0..=2 => format!("{}/{name}", chars.len()),
+        3 => format!("3/{}/{name}", part(0..1)),
+        _ => format!("{}/{}/{name}", part(0..2), part(2..4)),
     }
 }
 
@@ -107,5 +108,20 @@ impl Backend for CargoBackend {
         };
         let platforms = ctx.platforms.iter().map(|p| (*p, artifact.clone())).collect::<BTreeMap<_, _>>();
         Ok(super::locked_artifacts(tool, request, version, platforms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_index_paths() {
+        assert_eq!(index_path("a"), "1/a");
+        assert_eq!(index_path("ab"), "2/ab");
+        assert_eq!(index_path("abc"), "3/a/abc");
+        assert_eq!(index_path("Ripgrep"), "ri/pg/ripgrep");
+        assert_eq!(index_path("é-ü"), "3/é/é-ü");
+        assert!(!valid_name("../x") && !valid_name("") && valid_name("serde_json"));
     }
 }

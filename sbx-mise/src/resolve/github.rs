@@ -332,6 +332,19 @@ async fn published_checksum(
     Ok(None)
 }
 
+/// The version `request` means among `releases`.
+fn pick_version(releases: &[Release], tool: &BackendRef, request: &VersionRequest) -> Result<String, ResolveError> {
+    let versions = versions_of(releases, tool);
+    if let VersionRequest::Version(v) = request
+        && let Some((exact, _)) = versions.iter().find(|(version, r)| version == v || r.tag_name == *v)
+    {
+        return Ok(exact.clone());
+    }
+    // Releases their authors mark as prereleases are only taken when named exactly.
+    let stable: Vec<String> = versions.iter().filter(|(_, r)| !r.prerelease).map(|(v, _)| v.clone()).collect();
+    matching::select(&tool.to_string(), &stable, request)
+}
+
 #[async_trait]
 impl Backend for GithubBackend {
     async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError> {
@@ -347,16 +360,9 @@ impl Backend for GithubBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        let releases = releases(ctx, &tool.name).await?;
-        let versions = versions_of(&releases, tool);
-        if let VersionRequest::Version(v) = request
-            && let Some((exact, _)) = versions.iter().find(|(version, r)| version == v || r.tag_name == *v)
-        {
-            return Ok(exact.clone());
-        }
-        // Releases their authors mark as prereleases are only taken when named exactly.
-        let stable: Vec<String> = versions.iter().filter(|(_, r)| !r.prerelease).map(|(v, _)| v.clone()).collect();
-        matching::select(&tool.to_string(), &stable, request)
+        // Newest first: the first pages that satisfy the request hold its newest match.
+        let releases = releases_until(ctx, &tool.name, 100, |r| pick_version(r, tool, request).is_ok()).await?;
+        pick_version(&releases, tool, request)
     }
 
     async fn lock(
@@ -366,9 +372,11 @@ impl Backend for GithubBackend {
         request: &VersionRequest,
         version: &str,
     ) -> Result<LockedTool, ResolveError> {
-        let releases = releases(ctx, &tool.name).await?;
+        let is_it = |v: &str, r: &Release| v == version || r.tag_name == version;
+        let releases =
+            releases_until(ctx, &tool.name, 100, |r| versions_of(r, tool).iter().any(|(v, r)| is_it(v, r))).await?;
         let versions = versions_of(&releases, tool);
-        let Some((_, release)) = versions.iter().find(|(v, r)| v == version || r.tag_name == version) else {
+        let Some((_, release)) = versions.iter().find(|(v, r)| is_it(v, r)) else {
             let all: Vec<String> = versions.iter().map(|(v, _)| v.clone()).collect();
             return Err(ResolveError::NoMatch {
                 tool: tool.to_string(),
