@@ -1,0 +1,177 @@
+//! Runtimes behind one trait (one file each), the `auto` choice and `doctor`.
+
+mod bwrap;
+mod gvisor;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use bwrap::Bwrap;
+pub use gvisor::Gvisor;
+
+use crate::error::{Error, Result};
+use crate::spec::LaunchPlan;
+
+/// The runtime a user asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChoice {
+    /// The strongest runtime that works here.
+    #[default]
+    Auto,
+    /// gVisor (`runsc`): a user-space kernel.
+    Gvisor,
+    /// bubblewrap namespaces + seccomp.
+    Bwrap,
+}
+
+impl FromStr for RuntimeChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(RuntimeChoice::Auto),
+            "gvisor" | "runsc" => Ok(RuntimeChoice::Gvisor),
+            "bwrap" | "bubblewrap" => Ok(RuntimeChoice::Bwrap),
+            other => Err(Error::UnknownRuntime(other.to_string())),
+        }
+    }
+}
+
+/// A concrete runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// gVisor.
+    Gvisor,
+    /// bubblewrap.
+    Bwrap,
+}
+
+impl RuntimeKind {
+    /// All runtimes, strongest boundary first.
+    pub const ALL: [RuntimeKind; 2] = [RuntimeKind::Gvisor, RuntimeKind::Bwrap];
+
+    /// The name users write in `.sbx.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Gvisor => "gvisor",
+            RuntimeKind::Bwrap => "bwrap",
+        }
+    }
+
+    /// The implementation.
+    pub fn runtime(self) -> Box<dyn Runtime> {
+        match self {
+            RuntimeKind::Gvisor => Box::new(Gvisor),
+            RuntimeKind::Bwrap => Box::new(Bwrap),
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a runtime does not work here, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unavailable {
+    /// What is missing or broken.
+    pub reason: String,
+    /// What the user can do.
+    pub help: String,
+}
+
+impl Unavailable {
+    /// Converts into the crate error for `kind`.
+    pub fn into_error(self, kind: RuntimeKind) -> Error {
+        Error::RuntimeUnavailable { runtime: kind.name().to_string(), reason: self.reason, help: self.help }
+    }
+}
+
+/// A command ready to spawn, plus descriptors that must stay open until it has started.
+pub struct Launch {
+    /// The runtime invocation (environment already cleared and set).
+    pub command: Command,
+    /// Descriptors the child inherits (e.g. seccomp programs); dropped after spawn.
+    pub keep: Vec<OwnedFd>,
+}
+
+/// One isolation technology.
+pub trait Runtime: Send + Sync {
+    /// Which runtime this is.
+    fn kind(&self) -> RuntimeKind;
+    /// Cheap check that the runtime can work here (binary and kernel features); no trial run.
+    fn available(&self) -> std::result::Result<(), Unavailable>;
+    /// Full check for `doctor`: [`Runtime::available`] plus a trial run of `/bin/true` from the host root.
+    fn trial(&self) -> std::result::Result<(), Unavailable>;
+    /// A note printed once when this runtime is chosen, if any.
+    fn warning(&self) -> Option<&'static str> {
+        None
+    }
+    /// Builds the invocation that runs `plan` in the foreground of the calling process.
+    fn launch(&self, plan: &LaunchPlan) -> Result<Launch>;
+    /// Builds an invocation running `argv` inside the running sandbox whose runtime process is `pid`.
+    fn exec(&self, plan: &LaunchPlan, pid: u32, argv: &[String], tty: bool) -> Result<Launch>;
+    /// Sends `signal` to the sandbox's init (which forwards it to the command); SIGTERM asks it to stop.
+    fn signal(&self, plan: &LaunchPlan, pid: u32, signal: i32) -> Result<()>;
+    /// Kills every process of the sandbox whose runtime process is `pid`.
+    fn kill(&self, plan: &LaunchPlan, pid: u32) -> Result<()>;
+    /// Removes what the runtime left in the sandbox's state dir after it exited.
+    fn cleanup(&self, plan: &LaunchPlan);
+    /// The bare runtime running `argv` on `rootfs` (the benchmark baseline).
+    fn raw_command(&self, rootfs: &Path, argv: &[&str]) -> Command;
+}
+
+/// Finds `name` on `PATH`.
+pub(crate) fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+pub(crate) fn run_trial(mut cmd: Command, what: &str) -> std::result::Result<(), Unavailable> {
+    cmd.stdin(std::process::Stdio::null());
+    match cmd.output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(Unavailable {
+            reason: format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
+            help: "run the command by hand to see the full error; check kernel support and permissions".into(),
+        }),
+        Err(e) => Err(Unavailable { reason: format!("{what} could not start: {e}"), help: String::new() }),
+    }
+}
+
+/// Picks the runtime for `choice`: the named one if it works, else for `auto` the strongest that works.
+pub fn select(choice: RuntimeChoice) -> Result<Box<dyn Runtime>> {
+    let pick = |kind: RuntimeKind| {
+        let rt = kind.runtime();
+        rt.available().map(|()| rt)
+    };
+    match choice {
+        RuntimeChoice::Gvisor => pick(RuntimeKind::Gvisor).map_err(|u| u.into_error(RuntimeKind::Gvisor)),
+        RuntimeChoice::Bwrap => pick(RuntimeKind::Bwrap).map_err(|u| u.into_error(RuntimeKind::Bwrap)),
+        RuntimeChoice::Auto => RuntimeKind::ALL.into_iter().find_map(|k| pick(k).ok()).ok_or(Error::NoRuntime),
+    }
+}
+
+/// One line of `sbx doctor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorEntry {
+    /// The runtime.
+    pub runtime: RuntimeKind,
+    /// `None` when it works, else why not.
+    pub problem: Option<Unavailable>,
+}
+
+/// Checks every runtime with a trial run, strongest first.
+pub fn doctor() -> Vec<DoctorEntry> {
+    RuntimeKind::ALL
+        .into_iter()
+        .map(|kind| DoctorEntry { runtime: kind, problem: kind.runtime().trial().err() })
+        .collect()
+}
