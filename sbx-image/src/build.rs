@@ -211,8 +211,12 @@ fn layer_key(job: &Job, opts: &BuildOptions) -> String {
 fn cached_entry(cache: &Cache, key: &str) -> Option<CacheEntry> {
     let bytes = std::fs::read(cache.layer_entry_path(key)).ok()?;
     let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-    let meta = std::fs::metadata(cache.blob_path(&entry.blob.digest)).ok()?;
-    (meta.len() == entry.blob.size).then_some(entry)
+    // Blobs are renamed into place without fsync; re-hashing on use catches a damaged or
+    // tampered blob (it is then rebuilt).
+    let path = cache.blob_path(&entry.blob.digest);
+    let meta = std::fs::metadata(&path).ok()?;
+    let hex = crate::treehash::file_sha256(&path).ok()?;
+    (meta.len() == entry.blob.size && entry.blob.digest == format!("sha256:{hex}")).then_some(entry)
 }
 
 fn build_tool_layer(job: &Job, opts: &BuildOptions) -> Result<CacheEntry> {
@@ -327,9 +331,15 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     }
 
     // Download what the missing layers need, each artifact once.
+    let hits: Vec<Option<CacheEntry>> = {
+        let (cache, keys) = (opts.cache.clone(), jobs.iter().map(|j| j.key.clone()).collect::<Vec<_>>());
+        tokio::task::spawn_blocking(move || keys.iter().map(|k| cached_entry(&cache, k)).collect())
+            .await
+            .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })?
+    };
     let mut needed: BTreeMap<String, Artifact> = BTreeMap::new();
-    for job in &jobs {
-        if cached_entry(&opts.cache, &job.key).is_none() {
+    for (job, hit) in jobs.iter().zip(&hits) {
+        if hit.is_none() {
             for (_, artifact) in &job.sources {
                 needed.entry(artifact.checksum.to_string()).or_insert_with(|| artifact.clone());
             }
@@ -340,10 +350,9 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     fetcher.fetch_all(&artifacts, progress).await?;
 
     // Build the layers.
-    let entries: Vec<(CacheEntry, bool)> = stream::iter(jobs.iter().map(|job| {
+    let entries: Vec<(CacheEntry, bool)> = stream::iter(jobs.iter().zip(hits).map(|(job, hit)| {
         let name = format!("{} {} {}", job.tool, job.locked.version, job.platform);
         progress.layer_started(&name);
-        let hit = cached_entry(&opts.cache, &job.key);
         let (job, opts) = (job.clone(), opts.clone());
         async move {
             let result = match hit {

@@ -108,7 +108,6 @@ impl Fetcher {
             progress.download_progress(url, chunk.len() as u64);
         }
         check(artifact, hasher.finish(), received)?;
-        tmp.as_file().sync_all().at(tmp.path())?;
         tmp.persist(dest).map_err(|e| ImageError::Io { path: dest.to_path_buf(), source: e.error })?;
         Ok(())
     }

@@ -286,7 +286,7 @@ fn compress(rx: Receiver<Vec<u8>>, out: File, compression: Compression) -> io::R
     };
     let (mut buf, digest, size) = sink.finish();
     buf.flush()?;
-    buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    buf.into_inner().map_err(|e| e.into_error())?;
     Ok((digest, size))
 }
 

@@ -195,3 +195,38 @@ async fn oci_layout_base_layers_are_reused_as_they_are() {
     let err = build_image(&lock, &opts, &NoProgress).await.unwrap_err();
     assert!(err.to_string().contains("oci-layout:base"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_builds_share_the_cache_safely() {
+    let server = Server::start();
+    let lock = sample_lock(&server, &[Platform::LINUX_AMD64], "22.11.0", 0);
+    let cache = tempfile::tempdir().unwrap();
+    let (o1, o2) = (options(cache.path()), options(cache.path()));
+    let (a, b) = tokio::join!(build_image(&lock, &o1, &NoProgress), build_image(&lock, &o2, &NoProgress));
+    assert_eq!(a.unwrap().index_digest, b.unwrap().index_digest);
+    assert_eq!(server.hits("/node/v22.11.0/node-v22.11.0-linux-x64.tar.gz"), 1, "downloaded once");
+}
+
+#[tokio::test]
+async fn damaged_layer_cache_blob_is_rebuilt() {
+    let server = Server::start();
+    let lock = sample_lock(&server, &[Platform::LINUX_AMD64], "22.11.0", 0);
+    let cache = tempfile::tempdir().unwrap();
+    let first = build_image(&lock, &options(cache.path()), &NoProgress).await.unwrap();
+    let node = first.images[0]
+        .layers
+        .iter()
+        .find(|l| matches!(&l.kind, LayerKind::Tool { tool, .. } if tool == "node"))
+        .unwrap();
+    let len = std::fs::metadata(&node.path).unwrap().len() as usize;
+    std::fs::write(&node.path, vec![0u8; len]).unwrap();
+    let second = build_image(&lock, &options(cache.path()), &NoProgress).await.unwrap();
+    let again = second.images[0]
+        .layers
+        .iter()
+        .find(|l| matches!(&l.kind, LayerKind::Tool { tool, .. } if tool == "node"))
+        .unwrap();
+    assert!(!again.cached, "a damaged blob is not served from the cache");
+    assert_eq!(second.index_digest, first.index_digest);
+    assert_eq!(sbx_image::digest::sha256_digest(&std::fs::read(&again.path).unwrap()), again.blob.digest);
+}
