@@ -23,6 +23,7 @@ use crate::install::{MiseLayout, backend_of, bin_subdir, install_artifact, tool_
 use crate::layer::{Compression, LayerBlob, LayerOptions, LayerTree, write_layer};
 use crate::npm::install_npm;
 use crate::oci::{self, Descriptor, History, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, RuntimeConfig, canonical_json};
+use crate::pipx::{PythonRuntime, install_pipx};
 use crate::progress::Progress;
 
 /// Changes whenever the bytes this builder writes for the same inputs change; part of every
@@ -228,7 +229,13 @@ fn build_tool_layer(job: &Job, opts: &BuildOptions) -> Result<CacheEntry> {
     let work = cache.temp_dir()?;
     let dest = work.path().join("install");
     let backend = backend_of(&job.tool, &job.locked)?;
-    if backend.kind == BackendKind::Npm {
+    let install_rel = opts.layout.install_dir(&tool_dir_name(&job.tool, &backend), &job.locked.version);
+    if backend.kind == BackendKind::Pipx {
+        let runtime = python_runtime(&job.tool, &job.locked, opts)?;
+        let wheels: Vec<(LockedPackage, PathBuf)> =
+            job.sources.iter().filter_map(|(p, a)| Some((p.clone()?, cache.download_path(&a.checksum)))).collect();
+        install_pipx(&backend.name, &wheels, &runtime, &dest, &format!("/{install_rel}"))?;
+    } else if backend.kind == BackendKind::Npm {
         let packages: Vec<(LockedPackage, PathBuf)> =
             job.sources.iter().filter_map(|(p, a)| Some((p.clone()?, cache.download_path(&a.checksum)))).collect();
         install_npm(&backend.name, &packages, &dest)?;
@@ -237,7 +244,6 @@ fn build_tool_layer(job: &Job, opts: &BuildOptions) -> Result<CacheEntry> {
             install_artifact(&job.tool, &job.locked, &artifact.url, &cache.download_path(&artifact.checksum), &dest)?;
         }
     }
-    let install_rel = opts.layout.install_dir(&tool_dir_name(&job.tool, &backend), &job.locked.version);
     let mut tree = LayerTree::new();
     tree.add_tree(&install_rel, &dest)?;
     let blob =
@@ -294,14 +300,18 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     for (tool, versions) in &lock.tools {
         for locked in versions {
             let kind = backend_of(tool, locked)?.kind;
-            if kind == BackendKind::Pipx || (kind != BackendKind::Npm && !locked.packages.is_empty()) {
+            let closure = matches!(kind, BackendKind::Npm | BackendKind::Pipx);
+            if !closure && !locked.packages.is_empty() {
                 return Err(ImageError::Unsupported {
                     what: format!("installing the package closure of `{tool}@{}` ({})", locked.version, locked.backend),
-                    help: "pipx tools are not yet laid out by sbx build; remove them from [tools] for the image".into(),
+                    help: "only npm and pipx tools carry package closures; run `sbx lock` again".into(),
                 });
             }
+            if kind == BackendKind::Pipx {
+                python_runtime(tool, locked, opts)?;
+            }
             for platform in &platforms {
-                let sources = if kind == BackendKind::Npm {
+                let sources = if closure {
                     locked
                         .packages
                         .iter()
@@ -401,6 +411,19 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     let annotations = BTreeMap::from([("dev.sbx.lockfile.digest".to_string(), lock_digest)]);
     let index_json = canonical_json(&oci::index(&manifests, &annotations));
     Ok(BuildOutput { index_digest: sha256_digest(&index_json), index_json, images })
+}
+
+/// The Python a pipx tool's venv runs on, from its `runtime = "python@<version>"`.
+fn python_runtime(tool: &str, locked: &LockedTool, opts: &BuildOptions) -> Result<PythonRuntime> {
+    let version =
+        locked.runtime.as_deref().and_then(|r| r.strip_prefix("python@")).ok_or_else(|| ImageError::Unsupported {
+            what: format!("the pipx tool `{tool}` without a locked Python runtime"),
+            help: "add python to [tools] and run `sbx lock` again so the lock records `runtime = \"python@…\"`".into(),
+        })?;
+    Ok(PythonRuntime {
+        install_dir: format!("/{}", opts.layout.install_dir("python", version)),
+        version: version.into(),
+    })
 }
 
 fn archive_path_hint() -> PathBuf {

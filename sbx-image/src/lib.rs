@@ -20,6 +20,7 @@ pub mod layer;
 pub mod npm;
 pub mod oci;
 pub mod output;
+pub mod pipx;
 pub mod progress;
 pub mod registry;
 pub mod treehash;
