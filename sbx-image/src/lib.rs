@@ -23,6 +23,7 @@ pub mod output;
 pub mod pipx;
 pub mod progress;
 pub mod registry;
+mod tool_layer;
 pub mod treehash;
 
 pub use build::{BuildOptions, BuildOutput, LayerInfo, PlatformImage, build_image};
