@@ -69,7 +69,6 @@ pub fn backend_for(kind: BackendKind) -> Option<Arc<dyn Backend>> {
         BackendKind::Core => Some(Arc::new(CoreBackend)),
         BackendKind::Github | BackendKind::Ubi => Some(Arc::new(GithubBackend)),
         BackendKind::Cargo => Some(Arc::new(CargoBackend)),
-        // npm and pipx: add `BackendKind::Npm => Some(Arc::new(super::npm::NpmBackend)),` etc.
         _ => None,
     }
 }
