@@ -7,6 +7,16 @@
 //! is the parity digest `sbx verify` compares.
 //!
 //! It never resolves versions: its only input is `sbx.lock` (see `sbx-mise`).
+//!
+//! ```no_run
+//! # async fn build(lock: sbx_image::Lockfile) -> miette::Result<()> {
+//! use std::path::Path;
+//! let opts = sbx_image::BuildOptions::new(sbx_image::Cache::from_env()?);
+//! let out = sbx_image::build_image(&lock, &opts, &sbx_image::NoProgress).await?;
+//! sbx_image::output::write_oci_layout(&out, Path::new(".sbx/image"), "latest")?;
+//! println!("{}", out.index_digest);
+//! # Ok(()) }
+//! ```
 
 pub mod base;
 pub mod build;

@@ -43,6 +43,52 @@ fn put_blob(blobs_dir: &Path, digest: &str, blob: &Blob) -> Result<()> {
     }
 }
 
+/// A machine-readable summary for `sbx build --json`: index digest, and per platform the
+/// manifest digest, total compressed size and every layer (digest, size, tool, version, tree
+/// hash, whether it was reused).
+pub fn summary_json(output: &BuildOutput) -> serde_json::Value {
+    use crate::build::LayerKind;
+    let images: Vec<serde_json::Value> = output
+        .images
+        .iter()
+        .map(|image| {
+            let layers: Vec<serde_json::Value> = image
+                .layers
+                .iter()
+                .map(|l| {
+                    let (kind, tool, version) = match &l.kind {
+                        LayerKind::Base => ("base", None, None),
+                        LayerKind::Tool { tool, version, .. } => ("tool", Some(tool.clone()), Some(version.clone())),
+                        LayerKind::Config => ("config", None, None),
+                    };
+                    json!({
+                        "kind": kind,
+                        "tool": tool,
+                        "version": version,
+                        "digest": l.blob.digest,
+                        "diff_id": l.blob.diff_id,
+                        "size": l.blob.size,
+                        "media_type": l.blob.media_type,
+                        "tree_hash": l.blob.tree_hash,
+                        "cached": l.cached,
+                    })
+                })
+                .collect();
+            let size: u64 = image.layers.iter().map(|l| l.blob.size).sum::<u64>()
+                + image.config_json.len() as u64
+                + image.manifest_json.len() as u64;
+            json!({
+                "platform": image.platform.to_string(),
+                "manifest_digest": image.manifest_digest,
+                "config_digest": image.config_digest,
+                "size": size,
+                "layers": layers,
+            })
+        })
+        .collect();
+    json!({ "index_digest": output.index_digest, "images": images })
+}
+
 /// Writes an OCI image layout at `dir`: `oci-layout`, `blobs/sha256/…`, and `index.json`
 /// pointing at the image index (tagged `tag` through `org.opencontainers.image.ref.name`).
 /// Existing blobs are kept, so a layout can collect several builds.

@@ -15,6 +15,8 @@ pub trait Progress: Send + Sync {
     fn layer_started(&self, _name: &str) {}
     /// The layer for `name` is ready; `cached` when it came from the layer cache.
     fn layer_finished(&self, _name: &str, _cached: bool) {}
+    /// A blob was pushed to a registry (`uploaded == false`: the registry already had it).
+    fn blob_pushed(&self, _digest: &str, _size: u64, _uploaded: bool) {}
     /// Something worth telling the user that is not an error (e.g. a damaged cache entry replaced).
     fn warn(&self, _message: &str) {}
 }

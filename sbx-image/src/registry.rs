@@ -222,11 +222,11 @@ pub async fn push(output: &BuildOutput, reference: &str, progress: &dyn Progress
     for image in &output.images {
         for layer in &image.layers {
             let bytes = std::fs::read(&layer.path).at(&layer.path)?;
-            if registry.push_blob(&layer.blob.digest, bytes).await? {
-                progress.download_progress(reference, layer.blob.size);
-            }
+            let uploaded = registry.push_blob(&layer.blob.digest, bytes).await?;
+            progress.blob_pushed(&layer.blob.digest, layer.blob.size, uploaded);
         }
-        registry.push_blob(&image.config_digest, image.config_json.clone()).await?;
+        let uploaded = registry.push_blob(&image.config_digest, image.config_json.clone()).await?;
+        progress.blob_pushed(&image.config_digest, image.config_json.len() as u64, uploaded);
         registry.push_manifest(&image.manifest_digest, image.manifest_json.clone(), MEDIA_TYPE_MANIFEST).await?;
     }
     registry.push_manifest(&tag, output.index_json.clone(), MEDIA_TYPE_INDEX).await?;

@@ -148,6 +148,11 @@ async fn layout_passes_skopeo_and_umoci_and_runs_the_tool() {
     ), "{env:?}");
     assert!(cfg["history"].as_array().unwrap().iter().all(|h| h.get("created").is_none()));
 
+    let summary = sbx_image::output::summary_json(&out);
+    assert_eq!(summary["index_digest"], out.index_digest.as_str());
+    assert_eq!(summary["images"][0]["layers"][1]["tool"], "node");
+    assert_eq!(summary["images"][0]["layers"][2]["kind"], "config");
+
     // docker-archive: skopeo reads it as docker would.
     let archive = work.path().join("image.tar");
     write_docker_archive(&out, Platform::LINUX_AMD64, &archive, "sbx/test:latest").unwrap();

@@ -65,7 +65,17 @@ async fn push_then_pull_back_by_digest() {
     let digest = sbx_image::registry::push(&out, &reference, &NoProgress).await.unwrap();
     assert_eq!(digest, out.index_digest);
     // A second push finds every blob already there.
-    sbx_image::registry::push(&out, &reference, &NoProgress).await.unwrap();
+    #[derive(Default)]
+    struct Pushes(std::sync::Mutex<Vec<bool>>);
+    impl sbx_image::Progress for Pushes {
+        fn blob_pushed(&self, _digest: &str, _size: u64, uploaded: bool) {
+            self.0.lock().unwrap().push(uploaded);
+        }
+    }
+    let pushes = Pushes::default();
+    sbx_image::registry::push(&out, &reference, &pushes).await.unwrap();
+    let pushes = pushes.0.lock().unwrap();
+    assert!(!pushes.is_empty() && pushes.iter().all(|u| !u), "{pushes:?}");
 
     let raw = run("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")]);
     assert_eq!(common::sha256(raw.as_bytes()).to_string(), out.index_digest);
