@@ -10,6 +10,9 @@ pub mod github;
 pub mod go;
 pub mod matching;
 pub mod node;
+pub mod npm;
+pub mod pipx;
+pub mod pypi;
 pub mod python;
 pub mod registry;
 
@@ -102,7 +105,7 @@ impl Upstreams {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The server answered with a status that is not success (after retries for 5xx).
-    #[error("{url}: HTTP {status}; {}", status_hint(*status))]
+    #[error("{url}: HTTP {status}")]
     Status {
         /// The URL requested.
         url: String,
@@ -110,7 +113,7 @@ pub enum FetchError {
         status: u16,
     },
     /// Connection, TLS or timeout failure (after retries).
-    #[error("{url}: {message}; check the network and the mirror settings")]
+    #[error("{url}: {message}")]
     Transport {
         /// The URL requested.
         url: String,
@@ -142,15 +145,6 @@ pub enum FetchError {
         /// The URL requested.
         url: String,
     },
-}
-
-/// What to do about a final HTTP status.
-fn status_hint(status: u16) -> &'static str {
-    match status {
-        404 | 410 => "not found: check the tool's name and version, and the mirror URL",
-        401 | 403 => "access denied: check the token or the mirror's credentials",
-        _ => "the server refused the request; retry later or use a mirror",
-    }
 }
 
 /// How backends reach the network: cached, retried, bounded concurrency.

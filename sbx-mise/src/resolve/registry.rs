@@ -69,6 +69,8 @@ pub fn backend_for(kind: BackendKind) -> Option<Arc<dyn Backend>> {
         BackendKind::Core => Some(Arc::new(CoreBackend)),
         BackendKind::Github | BackendKind::Ubi => Some(Arc::new(GithubBackend)),
         BackendKind::Cargo => Some(Arc::new(CargoBackend)),
+        BackendKind::Npm => Some(Arc::new(super::npm::NpmBackend)),
+        BackendKind::Pipx => Some(Arc::new(super::pipx::PipxBackend)),
         _ => None,
     }
 }

@@ -1,0 +1,247 @@
+//! `pipx:<package>`: a Python application and its whole dependency closure, wheels only, per
+//! platform, for the Python the image runs it with.
+//!
+//! * Python: `ctx.runtimes["python"]` when python is locked in the same run, else
+//!   [`DEFAULT_PYTHON`]; recorded as the tool's `runtime` (`python@3.12.7`).
+//! * Version: `latest` is the newest stable release that is not yanked; a plain version is exact
+//!   or a fuzzy prefix (mise's rules); `prefix:` the newest starting with it.
+//! * Closure: [`Resolver`] per platform (markers evaluated for that platform, the best wheel
+//!   for its tags); the per-platform pins are merged: the same wheel on every platform is one
+//!   entry with `platforms = []`, platform-specific wheels list their platforms.
+//! * Metadata comes from PyPI's JSON API, fetched concurrently ([`CONCURRENCY`] at a time).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use pep508_rs::pep440_rs::Version;
+
+use super::pypi::project::{Project, fetch_project, fetch_requires, project_url};
+use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store};
+use super::pypi::target::{DEFAULT_PYTHON, Target};
+use super::{Backend, ResolveContext, ResolveError};
+use crate::lockfile::{Artifact, Checksum, LockedPackage, LockedTool};
+use crate::{BackendRef, Platform, VersionRequest};
+
+/// PyPI requests in flight at once.
+pub const CONCURRENCY: usize = 16;
+
+/// The `pipx:` backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PipxBackend;
+
+/// The `pipx:` backend, for the backend registry.
+pub static PIPX: PipxBackend = PipxBackend;
+
+/// The Python version pipx tools are locked for in this run.
+pub fn python_version(ctx: &ResolveContext<'_>) -> String {
+    ctx.runtimes.get("python").cloned().unwrap_or_else(|| DEFAULT_PYTHON.to_string())
+}
+
+async fn root_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Project, ResolveError> {
+    fetch_project(ctx, &tool.name).await?.ok_or_else(|| ResolveError::NoMatch {
+        tool: tool.to_string(),
+        request: format!("any version ({} has no project `{}`; check the name)", ctx.upstreams.pypi, tool.name),
+        nearest: Vec::new(),
+    })
+}
+
+/// Releases that have at least one file that is not yanked, oldest first.
+fn sorted_versions(project: &Project) -> Vec<String> {
+    let mut parsed: Vec<(Version, &String)> = project
+        .releases
+        .iter()
+        .filter(|(_, files)| files.iter().any(|f| !f.yanked))
+        .filter_map(|(v, _)| Some((Version::from_str(v).ok()?, v)))
+        .collect();
+    parsed.sort();
+    parsed.into_iter().map(|(_, v)| v.clone()).collect()
+}
+
+/// The version of the tool a request means.
+pub fn select(tool: &BackendRef, project: &Project, request: &VersionRequest) -> Result<String, ResolveError> {
+    let versions = sorted_versions(project);
+    let is_pre = |v: &str| Version::from_str(v).is_ok_and(|v| v.any_prerelease());
+    let newest = |pred: &dyn Fn(&str) -> bool| versions.iter().rev().find(|v| pred(v)).cloned();
+    let found = match request {
+        VersionRequest::Latest => newest(&|v| !is_pre(v)),
+        VersionRequest::Version(want) => {
+            let exact = Version::from_str(want).ok();
+            let pre = is_pre(want);
+            versions
+                .iter()
+                .find(|v| exact.as_ref().is_some_and(|e| Version::from_str(v).is_ok_and(|v| v == *e)))
+                .cloned()
+                .or_else(|| newest(&|v| (pre || !is_pre(v)) && VersionRequest::fuzzy_matches(want, v)))
+        }
+        VersionRequest::Prefix(p) => newest(&|v| (is_pre(p) || !is_pre(v)) && v.starts_with(p.as_str())),
+        other => {
+            return Err(ResolveError::Unsupported(format!(
+                "{tool}: `{other}` cannot be locked for pipx tools; use a version, a prefix or `latest`"
+            )));
+        }
+    };
+    found.ok_or_else(|| ResolveError::NoMatch {
+        tool: tool.to_string(),
+        request: request.to_string(),
+        nearest: versions.iter().rev().take(5).cloned().collect(),
+    })
+}
+
+async fn fetch_needs(ctx: &ResolveContext<'_>, store: &mut Store, needs: BTreeSet<Need>) -> Result<(), ResolveError> {
+    enum Got {
+        Project(String, Option<Project>),
+        Requires(String, String, Vec<String>),
+    }
+    let got: Vec<Got> = futures::stream::iter(needs)
+        .map(|need| async move {
+            match need {
+                Need::Project(name) => Ok(Got::Project(name.clone(), fetch_project(ctx, &name).await?)),
+                Need::Requires { name, version, wheel_url } => {
+                    let lines = fetch_requires(ctx, &name, &version, &wheel_url).await?;
+                    Ok::<_, ResolveError>(Got::Requires(name, version, lines))
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    for g in got {
+        match g {
+            Got::Project(name, Some(p)) => {
+                store.projects.insert(name, p);
+            }
+            Got::Project(name, None) => {
+                store.absent.insert(name);
+            }
+            Got::Requires(name, version, lines) => {
+                store.requires.insert((name, version), lines);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The closure of `tool==version` on one target, fetching metadata round by round.
+pub async fn resolve_for(
+    ctx: &ResolveContext<'_>,
+    store: &mut Store,
+    tool: &BackendRef,
+    version: &str,
+    target: &Target,
+) -> Result<Vec<Pinned>, ResolveError> {
+    let mut resolver = Resolver::default();
+    loop {
+        match resolver.resolve(store, &tool.name, version, target) {
+            Ok(pinned) => return Ok(pinned),
+            Err(Failure::Missing(needs)) => fetch_needs(ctx, store, needs).await?,
+            Err(f) => return Err(failure(ctx, tool, version, target, f)),
+        }
+    }
+}
+
+fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &Target, f: Failure) -> ResolveError {
+    let platform = target.platform;
+    let python = &target.python;
+    match f {
+        Failure::Missing(needs) => ResolveError::Unsupported(format!("internal: PyPI data missing: {needs:?}")),
+        Failure::NotFound { package, required_by } => ResolveError::Unsupported(format!(
+            "{tool} {version}: dependency `{package}` (required by {required_by}) does not exist on {} ({}); \
+             check the PyPI setting (SBX_PYPI_URL) or pick another version of {}",
+            ctx.upstreams.pypi,
+            project_url(&ctx.upstreams.pypi, &package),
+            tool.name
+        )),
+        Failure::NoVersion { package, spec, required_by } => ResolveError::NoMatch {
+            tool: format!(
+                "{package} (required by {required_by}, in the closure of {tool} {version} on python {python})"
+            ),
+            request: spec,
+            nearest: Vec::new(),
+        },
+        Failure::NoWheel { package, version: dep_version } => ResolveError::NoArtifact {
+            tool: format!("{package} (in the closure of {tool} {version})"),
+            version: dep_version,
+            platform,
+            detail: format!(
+                "no {}; sbx installs wheels only — pick another version, another python, or remove {platform} \
+                 from [image] platforms",
+                target.describe()
+            ),
+        },
+        Failure::Unusable { package, detail } => {
+            ResolveError::Unsupported(format!("{tool} {version}: dependency `{package}`: {detail}"))
+        }
+        Failure::Conflict { package } => ResolveError::Unsupported(format!(
+            "{tool} {version}: the requirements on `{package}` could not be reconciled on {platform} with python \
+             {python} (sbx's resolver is greedy with limited backtracking); pin another version of {}",
+            tool.name
+        )),
+    }
+}
+
+/// Merges per-platform pins: one entry per (name, version, wheel URL), listing the platforms
+/// that install it (empty when all do), sorted by name, version, URL.
+pub fn merge(pins: Vec<(Platform, Vec<Pinned>)>) -> Vec<LockedPackage> {
+    let all: BTreeSet<Platform> = pins.iter().map(|(p, _)| *p).collect();
+    let mut merged: BTreeMap<(String, String, String), (Pinned, BTreeSet<Platform>)> = BTreeMap::new();
+    for (platform, list) in pins {
+        for p in list {
+            let key = (p.name.clone(), p.version.clone(), p.url.clone());
+            merged.entry(key).or_insert_with(|| (p, BTreeSet::new())).1.insert(platform);
+        }
+    }
+    merged
+        .into_values()
+        .map(|(p, platforms)| LockedPackage {
+            name: p.name,
+            version: p.version,
+            location: None,
+            artifact: Artifact { url: p.url, checksum: Checksum::Sha256(p.sha256), size: p.size },
+            platforms: if platforms == all { Vec::new() } else { platforms.into_iter().collect() },
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Backend for PipxBackend {
+    async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError> {
+        Ok(sorted_versions(&root_project(ctx, tool).await?))
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ResolveContext<'_>,
+        tool: &BackendRef,
+        request: &VersionRequest,
+    ) -> Result<String, ResolveError> {
+        select(tool, &root_project(ctx, tool).await?, request)
+    }
+
+    async fn lock(
+        &self,
+        ctx: &ResolveContext<'_>,
+        tool: &BackendRef,
+        request: &VersionRequest,
+        version: &str,
+    ) -> Result<LockedTool, ResolveError> {
+        let python = python_version(ctx);
+        let mut store = Store::default();
+        let mut pins = Vec::new();
+        for &platform in ctx.platforms {
+            let target =
+                Target::new(platform, &python).map_err(|e| ResolveError::Unsupported(format!("{tool}: {e}")))?;
+            pins.push((platform, resolve_for(ctx, &mut store, tool, version, &target).await?));
+        }
+        Ok(LockedTool {
+            backend: tool.to_string(),
+            request: request.to_string(),
+            version: version.to_string(),
+            runtime: Some(format!("python@{python}")),
+            options: tool.options.clone(),
+            platforms: BTreeMap::new(),
+            packages: merge(pins),
+        })
+    }
+}

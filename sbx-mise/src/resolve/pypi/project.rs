@@ -1,0 +1,185 @@
+//! PyPI's JSON API: a project's releases with their files, and a release's `Requires-Dist`.
+//!
+//! `GET <pypi>/pypi/<name>/json` lists every release's files (URL, sha256, size,
+//! `requires_python`, yanked) and the newest release's metadata. Metadata of other releases
+//! comes from `GET <pypi>/pypi/<name>/<version>/json`; mirrors that do not serve that endpoint
+//! are handled by reading `*.dist-info/METADATA` out of one of the release's wheels.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde::Deserialize;
+
+use crate::resolve::{FetchError, ResolveContext, ResolveError};
+
+/// PEP 503 normalised project name (`Foo_Bar.baz` → `foo-bar-baz`).
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// One project as the JSON API describes it.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Project {
+    /// The newest release's metadata.
+    pub info: Info,
+    /// Version → its files.
+    #[serde(default)]
+    pub releases: BTreeMap<String, Vec<File>>,
+}
+
+/// `info` of a project or release document.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Info {
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The release this metadata belongs to.
+    #[serde(default)]
+    pub version: String,
+    /// Its dependencies (PEP 508 strings); `None` when it has none.
+    #[serde(default)]
+    pub requires_dist: Option<Vec<String>>,
+}
+
+/// One distribution file of a release.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct File {
+    /// File name (`black-24.8.0-py3-none-any.whl`).
+    pub filename: String,
+    /// Download URL, absolute after [`fetch_project`].
+    pub url: String,
+    /// Digests; sha256 is the one sbx records.
+    #[serde(default)]
+    pub digests: Digests,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// `Requires-Python` of the file.
+    #[serde(default)]
+    pub requires_python: Option<String>,
+    /// Whether the file is yanked.
+    #[serde(default)]
+    pub yanked: bool,
+}
+
+/// File digests.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Digests {
+    /// Lowercase hex sha256.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// The project document URL.
+pub fn project_url(pypi: &str, name: &str) -> String {
+    format!("{}/pypi/{}/json", pypi.trim_end_matches('/'), normalize(name))
+}
+
+/// Fetches a project; `None` when PyPI has no such project (404). File URLs are made absolute.
+pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Project>, ResolveError> {
+    let url = project_url(&ctx.upstreams.pypi, name);
+    let body = match ctx.fetch.get(&url).await {
+        Ok(b) => b,
+        Err(FetchError::Status { status: 404, .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let malformed = |message: String| ResolveError::Malformed { url: url.clone(), message };
+    let mut project: Project =
+        serde_json::from_slice(&body).map_err(|e| malformed(format!("not a PyPI project document: {e}")))?;
+    let base = url::Url::parse(&url).map_err(|e| malformed(e.to_string()))?;
+    for file in project.releases.values_mut().flatten() {
+        file.url = base.join(&file.url).map_err(|e| malformed(format!("bad file URL {}: {e}", file.url)))?.to_string();
+    }
+    Ok(Some(project))
+}
+
+/// `Requires-Dist` of `name==version`: the release document, or else the METADATA inside
+/// `wheel_url` (one of the release's wheels).
+pub async fn fetch_requires(
+    ctx: &ResolveContext<'_>,
+    name: &str,
+    version: &str,
+    wheel_url: &str,
+) -> Result<Vec<String>, ResolveError> {
+    let url = format!("{}/pypi/{}/{}/json", ctx.upstreams.pypi.trim_end_matches('/'), normalize(name), version);
+    match ctx.fetch.get(&url).await {
+        Ok(body) => {
+            #[derive(Deserialize)]
+            struct Release {
+                info: Info,
+            }
+            let release: Release = serde_json::from_slice(&body).map_err(|e| ResolveError::Malformed {
+                url: url.clone(),
+                message: format!("not a PyPI release document: {e}"),
+            })?;
+            Ok(release.info.requires_dist.unwrap_or_default())
+        }
+        Err(FetchError::Status { status: 404, .. }) => {
+            let wheel = ctx.fetch.get(wheel_url).await?;
+            requires_from_wheel(&wheel)
+                .map_err(|message| ResolveError::Malformed { url: wheel_url.to_string(), message })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `Requires-Dist` lines of a wheel's `*.dist-info/METADATA`.
+pub fn requires_from_wheel(wheel: &[u8]) -> Result<Vec<String>, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).map_err(|e| format!("not a wheel: {e}"))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
+        .ok_or("the wheel has no .dist-info/METADATA")?;
+    let mut text = String::new();
+    zip.by_name(&name).map_err(|e| e.to_string())?.read_to_string(&mut text).map_err(|e| format!("{name}: {e}"))?;
+    Ok(requires_from_metadata(&text))
+}
+
+/// The `Requires-Dist` values of a METADATA file (headers only, before the body).
+pub fn requires_from_metadata(text: &str) -> Vec<String> {
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("Requires-Dist:"))
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_metadata() {
+        assert_eq!(normalize("Typing_Extensions"), "typing-extensions");
+        assert_eq!(normalize("zope.interface"), "zope-interface");
+        let meta = "Metadata-Version: 2.1\nName: black\nRequires-Dist: click>=8.0.0\nRequires-Dist: tomli; python_version < \"3.11\"\n\nRequires-Dist: not-a-header\n";
+        assert_eq!(requires_from_metadata(meta), ["click>=8.0.0", "tomli; python_version < \"3.11\""]);
+    }
+
+    #[test]
+    fn reads_metadata_from_a_wheel() {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default();
+        w.start_file("x/__init__.py", opts).unwrap();
+        w.start_file("x-1.0.dist-info/METADATA", opts).unwrap();
+        w.write_all(b"Name: x\nRequires-Dist: y>=1\n\nbody").unwrap();
+        w.finish().unwrap();
+        assert_eq!(requires_from_wheel(buf.get_ref()).unwrap(), ["y>=1"]);
+    }
+}
