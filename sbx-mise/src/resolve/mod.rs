@@ -105,7 +105,7 @@ impl Upstreams {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The server answered with a status that is not success (after retries for 5xx).
-    #[error("{url}: HTTP {status}")]
+    #[error("{url}: HTTP {status}; {}", status_hint(*status))]
     Status {
         /// The URL requested.
         url: String,
@@ -113,7 +113,7 @@ pub enum FetchError {
         status: u16,
     },
     /// Connection, TLS or timeout failure (after retries).
-    #[error("{url}: {message}")]
+    #[error("{url}: {message}; check the network and the mirror settings")]
     Transport {
         /// The URL requested.
         url: String,
@@ -145,6 +145,15 @@ pub enum FetchError {
         /// The URL requested.
         url: String,
     },
+}
+
+/// What to do about a final HTTP status.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        404 | 410 => "not found: check the tool's name and version, and the mirror URL",
+        401 | 403 => "access denied: check the token or the mirror's credentials",
+        _ => "the server refused the request; retry later or use a mirror",
+    }
 }
 
 /// How backends reach the network: cached, retried, bounded concurrency.
