@@ -1,33 +1,28 @@
-//! A minimal uncached reqwest [`Fetch`] for the live npm/pipx tests (shared with `pipx_live.rs`
-//! through `#[path]`), plus a context builder.
+//! Shared by the live npm/pipx tests (included with `#[path]`): the production HTTP client over
+//! a fresh cache directory, and a context builder.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use sha2::{Digest, Sha256};
-
 use sbx_mise::Platform;
-use sbx_mise::resolve::{Fetch, FetchError, ResolveContext, Upstreams};
+use sbx_mise::http::{HttpClient, HttpOptions};
+use sbx_mise::resolve::{Fetch, ResolveContext, Upstreams};
 
-/// GET with reqwest, no cache, no retries.
-#[derive(Default)]
-pub struct PlainFetch(pub reqwest::Client);
+/// The production client, caching into a temporary directory that lives as long as it.
+pub struct LiveFetch {
+    /// The client.
+    pub client: HttpClient,
+    _cache: tempfile::TempDir,
+}
 
-#[async_trait]
-impl Fetch for PlainFetch {
-    async fn get(&self, url: &str) -> Result<bytes::Bytes, FetchError> {
-        let transport = |e: reqwest::Error| FetchError::Transport { url: url.to_string(), message: e.to_string() };
-        let resp = self.0.get(url).send().await.map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(FetchError::Status { url: url.to_string(), status: resp.status().as_u16() });
-        }
-        resp.bytes().await.map_err(transport)
-    }
-
-    async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {
-        let body = self.get(url).await?;
-        Ok((hex::encode(Sha256::digest(&body)), body.len() as u64))
+impl Default for LiveFetch {
+    /// A client with default options and an empty cache.
+    fn default() -> Self {
+        let cache = tempfile::tempdir().unwrap();
+        let client =
+            HttpClient::new(HttpOptions { cache_dir: Some(cache.path().to_path_buf()), ..HttpOptions::default() })
+                .unwrap();
+        Self { client, _cache: cache }
     }
 }
 

@@ -5,7 +5,7 @@ mod npm_fetch;
 
 use std::collections::BTreeMap;
 
-use npm_fetch::{PLATFORMS, PlainFetch, context};
+use npm_fetch::{LiveFetch, PLATFORMS, context};
 use sbx_mise::lockfile::{Checksum, LockedTool};
 use sbx_mise::resolve::npm::{NPM, verify};
 use sbx_mise::resolve::{Backend, ResolveContext, Upstreams};
@@ -37,8 +37,8 @@ async fn assert_complete_and_consistent(ctx: &ResolveContext<'_>, locked: &Locke
 
 #[tokio::test]
 async fn prettier_locks_and_is_stable() {
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let first = lock(&ctx, "npm:prettier", "3.3.3").await;
     assert_eq!(first.version, "3.3.3");
     assert_eq!(first.packages[0].location.as_deref(), Some("node_modules/prettier"));
@@ -49,8 +49,8 @@ async fn prettier_locks_and_is_stable() {
 
 #[tokio::test]
 async fn claude_code_locks_its_platform_packages() {
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     // A 2.x version that ships per-platform optional packages.
     let locked = lock(&ctx, "npm:@anthropic-ai/claude-code", "2.1.332").await;
     assert_complete_and_consistent(&ctx, &locked).await;
@@ -85,8 +85,8 @@ async fn claude_code_locks_its_platform_packages() {
 async fn eslint_tree_is_consistent() {
     // A real tree with nesting; its linux layout matched `npm install -g eslint@9.9.0` exactly
     // when this test was written (89 packages).
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let locked = lock(&ctx, "npm:eslint", "9.9.0").await;
     assert!(locked.packages.len() > 50);
     assert!(
@@ -108,8 +108,8 @@ async fn eslint_tree_is_consistent() {
 async fn dump() {
     let Ok(spec) = std::env::var("SBX_NPM_DUMP") else { return };
     let (name, version) = spec.rsplit_once('@').unwrap();
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let locked = lock(&ctx, &format!("npm:{name}"), version).await;
     for p in locked.packages.iter().filter(|p| p.platforms.is_empty() || p.platforms.contains(&Platform::LINUX_AMD64)) {
         println!("DUMP {} {}", p.location.as_deref().unwrap_or(""), p.version);

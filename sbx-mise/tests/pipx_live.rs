@@ -5,7 +5,7 @@ mod npm_fetch;
 
 use std::collections::BTreeMap;
 
-use npm_fetch::{PLATFORMS, PlainFetch, context};
+use npm_fetch::{LiveFetch, PLATFORMS, context};
 use sbx_mise::lockfile::{Checksum, LockedTool};
 use sbx_mise::resolve::pipx::PIPX;
 use sbx_mise::resolve::{Backend, ResolveContext, ResolveError, Upstreams};
@@ -45,8 +45,8 @@ fn assert_complete(locked: &LockedTool) {
 
 #[tokio::test]
 async fn black_locks_for_both_platforms_and_is_stable() {
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let first = lock(&ctx, "pipx:black", "24.8.0").await.unwrap();
     assert_eq!(first.version, "24.8.0");
     assert_eq!(first.runtime.as_deref(), Some("python@3.12"));
@@ -74,7 +74,7 @@ async fn black_locks_for_both_platforms_and_is_stable() {
 
     // An older python pulls in the backports, and is recorded.
     let runtimes = BTreeMap::from([("python".to_string(), "3.10.15".to_string())]);
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let py310 = lock(&ctx, "pipx:black", "24.8.0").await.unwrap();
     assert_eq!(py310.runtime.as_deref(), Some("python@3.10.15"));
     assert!(names_for(&py310, Platform::LINUX_AMD64).contains(&"tomli"));
@@ -82,8 +82,8 @@ async fn black_locks_for_both_platforms_and_is_stable() {
 
 #[tokio::test]
 async fn ruff_locks_one_native_wheel_per_platform() {
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let locked = lock(&ctx, "pipx:ruff", "0.6.9").await.unwrap();
     assert_complete(&locked);
     assert_eq!(locked.packages.len(), 2, "{:#?}", locked.packages);
@@ -96,8 +96,8 @@ async fn ruff_locks_one_native_wheel_per_platform() {
 
 #[tokio::test]
 async fn unknown_project_and_version_are_clear_errors() {
-    let (fetch, upstreams, runtimes) = (PlainFetch::default(), Upstreams::default(), BTreeMap::new());
-    let ctx = context(&fetch, &upstreams, &runtimes);
+    let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+    let ctx = context(&fetch.client, &upstreams, &runtimes);
     let err = lock(&ctx, "pipx:black", "1.2.3.4").await.unwrap_err();
     assert!(matches!(&err, ResolveError::NoMatch { nearest, .. } if !nearest.is_empty()), "{err}");
 }

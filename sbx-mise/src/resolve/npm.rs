@@ -23,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use self::layout::{LayoutError, PackumentStore, Placed};
 use self::packument::Packument;
-use super::{Backend, FetchError, ResolveContext, ResolveError};
+use super::{Backend, FetchError, ResolveContext, ResolveError, matching};
 use crate::lockfile::{Artifact, LockedPackage, LockedTool};
 use crate::{BackendRef, Platform, VersionRequest};
 
@@ -94,46 +94,15 @@ fn sorted_versions(doc: &Packument) -> Vec<String> {
     parsed.into_iter().map(|(_, v)| v.clone()).collect()
 }
 
-/// The version of the tool a request means: `latest` is the `latest` dist-tag; a plain version
-/// is exact or a fuzzy prefix on dot boundaries (newest stable match); `prefix:` is the newest
-/// version starting with it. Prereleases only when the request names one.
+/// The version of the tool a request means: `latest` is the `latest` dist-tag; every other form
+/// follows mise's rules ([`matching::select`]: exact or fuzzy prefix, `prefix:`, `sub-N:`).
 pub fn select(tool: &BackendRef, doc: &Packument, request: &VersionRequest) -> Result<String, ResolveError> {
-    let versions = sorted_versions(doc);
-    let stable = |v: &&String| !v.contains('-');
-    let found = match request {
-        VersionRequest::Latest => doc
-            .dist_tags
-            .get("latest")
-            .filter(|v| doc.versions.contains_key(*v))
-            .cloned()
-            .or_else(|| versions.iter().rev().find(stable).cloned()),
-        VersionRequest::Version(v) => {
-            let v = v.strip_prefix('v').unwrap_or(v);
-            let pre = v.contains('-');
-            doc.versions.get(v).map(|_| v.to_string()).or_else(|| {
-                versions
-                    .iter()
-                    .rev()
-                    .filter(|c| pre || stable(c))
-                    .find(|c| VersionRequest::fuzzy_matches(v, c))
-                    .cloned()
-            })
-        }
-        VersionRequest::Prefix(p) => {
-            let pre = p.contains('-');
-            versions.iter().rev().filter(|c| pre || stable(c)).find(|c| c.starts_with(p.as_str())).cloned()
-        }
-        other => {
-            return Err(ResolveError::Unsupported(format!(
-                "{tool}: `{other}` cannot be locked for npm packages; use a version, a prefix or `latest`"
-            )));
-        }
-    };
-    found.ok_or_else(|| ResolveError::NoMatch {
-        tool: tool.to_string(),
-        request: request.to_string(),
-        nearest: versions.iter().rev().take(5).cloned().collect(),
-    })
+    if *request == VersionRequest::Latest
+        && let Some(latest) = doc.dist_tags.get("latest").filter(|v| doc.versions.contains_key(*v))
+    {
+        return Ok(latest.clone());
+    }
+    matching::select(&tool.to_string(), &sorted_versions(doc), request)
 }
 
 /// The tree for one platform, fetching packuments round by round until none is missing.

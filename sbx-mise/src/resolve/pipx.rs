@@ -3,8 +3,7 @@
 //!
 //! * Python: `ctx.runtimes["python"]` when python is locked in the same run, else
 //!   [`DEFAULT_PYTHON`]; recorded as the tool's `runtime` (`python@3.12.7`).
-//! * Version: `latest` is the newest stable release that is not yanked; a plain version is exact
-//!   or a fuzzy prefix (mise's rules); `prefix:` the newest starting with it.
+//! * Version: mise's rules ([`matching::select`]) over the releases not entirely yanked.
 //! * Closure: [`Resolver`] per platform (markers evaluated for that platform, the best wheel
 //!   for its tags); the per-platform pins are merged: the same wheel on every platform is one
 //!   entry with `platforms = []`, platform-specific wheels list their platforms.
@@ -20,7 +19,7 @@ use pep508_rs::pep440_rs::Version;
 use super::pypi::project::{Project, fetch_project, fetch_requires, project_url};
 use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store};
 use super::pypi::target::{DEFAULT_PYTHON, Target};
-use super::{Backend, ResolveContext, ResolveError};
+use super::{Backend, ResolveContext, ResolveError, matching};
 use crate::lockfile::{Artifact, Checksum, LockedPackage, LockedTool};
 use crate::{BackendRef, Platform, VersionRequest};
 
@@ -59,34 +58,10 @@ fn sorted_versions(project: &Project) -> Vec<String> {
     parsed.into_iter().map(|(_, v)| v.clone()).collect()
 }
 
-/// The version of the tool a request means.
+/// The version of the tool a request means, with mise's rules ([`matching::select`]) over the
+/// releases that are not entirely yanked.
 pub fn select(tool: &BackendRef, project: &Project, request: &VersionRequest) -> Result<String, ResolveError> {
-    let versions = sorted_versions(project);
-    let is_pre = |v: &str| Version::from_str(v).is_ok_and(|v| v.any_prerelease());
-    let newest = |pred: &dyn Fn(&str) -> bool| versions.iter().rev().find(|v| pred(v)).cloned();
-    let found = match request {
-        VersionRequest::Latest => newest(&|v| !is_pre(v)),
-        VersionRequest::Version(want) => {
-            let exact = Version::from_str(want).ok();
-            let pre = is_pre(want);
-            versions
-                .iter()
-                .find(|v| exact.as_ref().is_some_and(|e| Version::from_str(v).is_ok_and(|v| v == *e)))
-                .cloned()
-                .or_else(|| newest(&|v| (pre || !is_pre(v)) && VersionRequest::fuzzy_matches(want, v)))
-        }
-        VersionRequest::Prefix(p) => newest(&|v| (is_pre(p) || !is_pre(v)) && v.starts_with(p.as_str())),
-        other => {
-            return Err(ResolveError::Unsupported(format!(
-                "{tool}: `{other}` cannot be locked for pipx tools; use a version, a prefix or `latest`"
-            )));
-        }
-    };
-    found.ok_or_else(|| ResolveError::NoMatch {
-        tool: tool.to_string(),
-        request: request.to_string(),
-        nearest: versions.iter().rev().take(5).cloned().collect(),
-    })
+    matching::select(&tool.to_string(), &sorted_versions(project), request)
 }
 
 async fn fetch_needs(ctx: &ResolveContext<'_>, store: &mut Store, needs: BTreeSet<Need>) -> Result<(), ResolveError> {
