@@ -188,20 +188,16 @@ fn lockfile_digest(lock: &Lockfile, opts: &BuildOptions) -> String {
     })
 }
 
-fn load_base(lock: &Lockfile, opts: &BuildOptions, platform: Platform) -> Result<Option<BaseImage>> {
+async fn load_base(lock: &Lockfile, opts: &BuildOptions, platform: Platform) -> Result<Option<BaseImage>> {
     let Some(base) = &lock.base else { return Ok(None) };
     if base.reference == "scratch" {
         return Ok(None);
     }
+    let want = base.platforms.get(&platform).map(String::as_str);
     let Some(path) = base.reference.strip_prefix("oci-layout:") else {
-        return Err(ImageError::Unsupported {
-            what: format!("the registry base image `{}`", base.reference),
-            help: "use `scratch` or `oci-layout:PATH` (e.g. `skopeo copy docker://REF oci:PATH`) as [image] base"
-                .into(),
-        });
+        return crate::registry::pull_base(&base.reference, platform, &base.digest, want, &opts.cache).await.map(Some);
     };
     let dir = opts.project_dir.join(path);
-    let want = base.platforms.get(&platform).map(String::as_str);
     read_oci_layout(&dir, &base.reference, platform, want).map(Some)
 }
 
@@ -309,7 +305,7 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     let lock_digest = lockfile_digest(lock, opts);
     let mut images = Vec::new();
     for platform in &platforms {
-        let base = load_base(lock, opts, *platform)?;
+        let base = load_base(lock, opts, *platform).await?;
         let tool_layers: Vec<(&Job, &CacheEntry, bool)> =
             jobs.iter().zip(&entries).filter(|(j, _)| j.platform == *platform).map(|(j, (e, c))| (j, e, *c)).collect();
         images.push(assemble(*platform, base, &tool_layers, &config_layer, opts, &lock_digest)?);

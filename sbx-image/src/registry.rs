@@ -209,6 +209,132 @@ impl Registry {
     }
 }
 
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+impl Registry {
+    /// Fetches a blob or manifest and checks it hashes to `digest`.
+    async fn get_verified(&self, kind: &str, digest: &str) -> Result<Vec<u8>> {
+        let url = format!("{}/{kind}/{digest}", self.base);
+        let mut resp = self.send_accept(&url).await?;
+        resp = self.expect(resp, &url, "the download").await?;
+        let bytes = resp.bytes().await.map_err(|e| self.err(&url, e.to_string(), "retry the build"))?;
+        let actual = crate::digest::sha256_digest(&bytes);
+        if actual != digest {
+            return Err(self
+                .err(
+                    &url,
+                    format!("content hashes to {actual}, not {digest}"),
+                    "the registry served other bytes; check the mirror",
+                )
+                .into());
+        }
+        Ok(bytes.to_vec())
+    }
+
+    async fn send_accept(&self, url: &str) -> Result<reqwest::Response> {
+        for attempt in 0..2 {
+            let mut req = self.client.get(url).header("Accept", ACCEPT);
+            let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            } else if let Some(b) = &self.basic {
+                req = req.header("Authorization", format!("Basic {b}"));
+            }
+            let resp =
+                req.send().await.map_err(|e| self.err(url, e.to_string(), "check that the registry is reachable"))?;
+            if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
+                return Ok(resp);
+            }
+            let challenge =
+                resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            self.authenticate(url, &challenge).await?;
+        }
+        Err(self.err(url, "authentication failed", "run `docker login` for this registry").into())
+    }
+}
+
+/// Pulls the base image `reference` for `platform` by the digests the lockfile pins
+/// (`index_digest`, and `manifest_digest` for the platform), storing its blobs in `cache`.
+/// Layers are kept byte for byte (docker media types are renamed to their OCI equivalents).
+pub async fn pull_base(
+    reference: &str,
+    platform: sbx_mise::Platform,
+    index_digest: &str,
+    manifest_digest: Option<&str>,
+    cache: &crate::cache::Cache,
+) -> Result<crate::base::BaseImage> {
+    use crate::oci::Descriptor;
+    use serde_json::Value;
+    let parsed = Reference::parse(reference).ok_or_else(|| RegistryError {
+        url: reference.to_string(),
+        message: "not a valid image reference".into(),
+        help: "set [image] base to HOST[:PORT]/REPOSITORY[:TAG], `oci-layout:PATH` or `scratch`".into(),
+    })?;
+    let registry = Registry::new(parsed);
+    let json = |bytes: &[u8], what: &str| -> Result<Value> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            registry.err(reference, format!("{what} is not JSON: {e}"), "the registry served a damaged document").into()
+        })
+    };
+    let digest = match manifest_digest {
+        Some(d) => d.to_string(),
+        None => {
+            let top = json(&registry.get_verified("manifests", index_digest).await?, "the index")?;
+            match top.get("manifests").and_then(Value::as_array) {
+                None => index_digest.to_string(),
+                Some(items) => items
+                    .iter()
+                    .filter_map(Descriptor::from_json)
+                    .find(|d| d.platform == Some(platform))
+                    .map(|d| d.digest)
+                    .ok_or_else(|| {
+                        registry.err(
+                            reference,
+                            format!("no image for {platform}"),
+                            "pick a base that supports this platform",
+                        )
+                    })?,
+            }
+        }
+    };
+    let manifest = json(&registry.get_verified("manifests", &digest).await?, "the manifest")?;
+    let config_desc = manifest
+        .get("config")
+        .and_then(Descriptor::from_json)
+        .ok_or_else(|| registry.err(reference, "manifest without config", "the base is not an image manifest"))?;
+    let config = json(&registry.get_verified("blobs", &config_desc.digest).await?, "the config")?;
+    let blobs_dir = cache.root().join("blobs").join("sha256");
+    let mut layers = Vec::new();
+    for layer in manifest.get("layers").and_then(Value::as_array).into_iter().flatten() {
+        let mut desc = Descriptor::from_json(layer)
+            .ok_or_else(|| registry.err(reference, "malformed layer descriptor", "the base manifest is damaged"))?;
+        let path = cache.blob_path(&desc.digest);
+        if !path.is_file() {
+            let bytes = registry.get_verified("blobs", &desc.digest).await?;
+            crate::cache::write_atomic(&path, &bytes)?;
+        }
+        if desc.media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip" {
+            desc.media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+        }
+        layers.push(desc);
+    }
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    Ok(crate::base::BaseImage {
+        reference: reference.to_string(),
+        manifest_digest: digest,
+        layers,
+        diff_ids: strings(config.pointer("/rootfs/diff_ids")),
+        history: config.get("history").and_then(Value::as_array).cloned().unwrap_or_default(),
+        env: strings(config.pointer("/config/Env")),
+        blobs_dir,
+    })
+}
+
 /// Pushes every platform image and the index of `output` to `reference` (tag `latest` when
 /// none is given). Returns the pushed index digest.
 pub async fn push(output: &BuildOutput, reference: &str, progress: &dyn Progress) -> Result<String> {

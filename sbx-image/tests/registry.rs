@@ -124,3 +124,39 @@ async fn registry_errors_and_auth_failures_are_reported() {
     let report = format!("{:?}", miette::Report::new(err));
     assert!(report.contains("credentials") && report.contains("docker login"), "{report}");
 }
+
+#[tokio::test]
+async fn registry_base_is_pulled_by_digest_and_reused() {
+    let registry = start_registry();
+    let server = Server::start();
+    let base_lock = sample_lock(&server, &[Platform::LINUX_AMD64], "20.18.1", 0);
+    let base_cache = tempfile::tempdir().unwrap();
+    let base = build_image(&base_lock, &BuildOptions::new(Cache::new(base_cache.path())), &NoProgress).await.unwrap();
+    let reference = format!("{}/sbx/base:v1", registry.addr);
+    sbx_image::registry::push(&base, &reference, &NoProgress).await.unwrap();
+
+    let mut lock = sample_lock(&server, &[Platform::LINUX_AMD64], "22.11.0", 0);
+    lock.tools.remove("jq");
+    lock.base = Some(sbx_mise::lockfile::model::LockedBase {
+        reference: reference.clone(),
+        digest: base.index_digest.clone(),
+        platforms: [(Platform::LINUX_AMD64, base.images[0].manifest_digest.clone())].into(),
+    });
+    // An empty cache: every base blob comes from the registry.
+    let cache = tempfile::tempdir().unwrap();
+    let out = build_image(&lock, &BuildOptions::new(Cache::new(cache.path())), &NoProgress).await.unwrap();
+    let layers = &out.images[0].layers;
+    for (a, b) in layers.iter().zip(&base.images[0].layers) {
+        assert_eq!(a.blob.digest, b.blob.digest);
+        assert_eq!(std::fs::read(&a.path).unwrap(), std::fs::read(&b.path).unwrap());
+    }
+    assert_eq!(layers.len(), base.images[0].layers.len() + 2);
+    let dir = tempfile::tempdir().unwrap();
+    sbx_image::output::write_oci_layout(&out, dir.path(), "latest").unwrap();
+    run("skopeo", &["inspect", &format!("oci:{}:latest", dir.path().display())]);
+
+    // A pin the registry does not have fails and names the reference.
+    lock.base.as_mut().unwrap().platforms.insert(Platform::LINUX_AMD64, format!("sha256:{}", "1".repeat(64)));
+    let err = build_image(&lock, &BuildOptions::new(Cache::new(cache.path())), &NoProgress).await.unwrap_err();
+    assert!(err.to_string().contains(&registry.addr), "{err}");
+}
