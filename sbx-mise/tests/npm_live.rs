@@ -115,3 +115,22 @@ async fn dump() {
         println!("DUMP {} {}", p.location.as_deref().unwrap_or(""), p.version);
     }
 }
+
+/// `cargo test --test npm_live figures -- --ignored --nocapture`: cold lock times (fresh cache)
+/// for the closing figures; prints, asserts nothing about time.
+#[tokio::test]
+#[ignore = "prints figures"]
+async fn figures() {
+    for (tool, version) in
+        [("npm:prettier", "3.3.3"), ("npm:@anthropic-ai/claude-code", "2.1.332"), ("npm:eslint", "9.9.0")]
+    {
+        let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+        let ctx = context(&fetch.client, &upstreams, &runtimes);
+        let start = std::time::Instant::now();
+        let locked = lock(&ctx, tool, version).await;
+        println!("FIGURE {tool} {version}: {} packages, cold {:?}", locked.packages.len(), start.elapsed());
+        let start = std::time::Instant::now();
+        lock(&ctx, tool, version).await;
+        println!("FIGURE {tool} {version}: warm {:?}", start.elapsed());
+    }
+}

@@ -101,3 +101,20 @@ async fn unknown_project_and_version_are_clear_errors() {
     let err = lock(&ctx, "pipx:black", "1.2.3.4").await.unwrap_err();
     assert!(matches!(&err, ResolveError::NoMatch { nearest, .. } if !nearest.is_empty()), "{err}");
 }
+
+/// `cargo test --test pipx_live figures -- --ignored --nocapture`: cold lock times (fresh cache)
+/// for the closing figures; prints, asserts nothing about time.
+#[tokio::test]
+#[ignore = "prints figures"]
+async fn figures() {
+    for (tool, version) in [("pipx:black", "24.8.0"), ("pipx:ruff", "0.6.9"), ("pipx:httpie", "3.2.3")] {
+        let (fetch, upstreams, runtimes) = (LiveFetch::default(), Upstreams::default(), BTreeMap::new());
+        let ctx = context(&fetch.client, &upstreams, &runtimes);
+        let start = std::time::Instant::now();
+        let locked = lock(&ctx, tool, version).await.unwrap();
+        println!("FIGURE {tool} {version}: {} packages, cold {:?}", locked.packages.len(), start.elapsed());
+        let start = std::time::Instant::now();
+        lock(&ctx, tool, version).await.unwrap();
+        println!("FIGURE {tool} {version}: warm {:?}", start.elapsed());
+    }
+}
