@@ -220,3 +220,49 @@ impl Backend for PipxBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(name: &str, url: &str) -> Pinned {
+        Pinned { name: name.into(), version: "1.0".into(), url: url.into(), sha256: "ab".repeat(32), size: Some(1) }
+    }
+
+    #[test]
+    fn merges_shared_and_platform_wheels() {
+        let amd = vec![pin("a", "https://f/a-any.whl"), pin("b", "https://f/b-x86_64.whl")];
+        let arm = vec![pin("a", "https://f/a-any.whl"), pin("b", "https://f/b-aarch64.whl")];
+        let merged = merge(vec![(Platform::LINUX_AMD64, amd), (Platform::LINUX_ARM64, arm)]);
+        let summary: Vec<(String, Vec<Platform>)> =
+            merged.iter().map(|p| (p.artifact.url.clone(), p.platforms.clone())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("https://f/a-any.whl".to_string(), vec![]),
+                ("https://f/b-aarch64.whl".to_string(), vec![Platform::LINUX_ARM64]),
+                ("https://f/b-x86_64.whl".to_string(), vec![Platform::LINUX_AMD64]),
+            ]
+        );
+        assert!(merged.iter().all(|p| p.location.is_none() && p.artifact.checksum.algorithm() == "sha256"));
+    }
+
+    #[test]
+    fn selects_with_mise_rules_skipping_yanked_releases() {
+        let project: Project = serde_json::from_value(serde_json::json!({
+            "info": {"name": "x", "version": "2.0"},
+            "releases": {
+                "1.9": [{"filename": "x-1.9-py3-none-any.whl", "url": "u"}],
+                "2.0": [{"filename": "x-2.0-py3-none-any.whl", "url": "u"}],
+                "2.1": [{"filename": "x-2.1-py3-none-any.whl", "url": "u", "yanked": true}],
+                "2.2a1": [{"filename": "x-2.2a1-py3-none-any.whl", "url": "u"}]
+            }
+        }))
+        .unwrap();
+        let tool = BackendRef::parse("pipx:x").unwrap().unwrap();
+        let sel = |r: &str| select(&tool, &project, &VersionRequest::parse(r).unwrap());
+        assert_eq!(sel("latest").unwrap(), "2.0");
+        assert_eq!(sel("1").unwrap(), "1.9");
+        assert!(sel("3").is_err());
+    }
+}
