@@ -50,6 +50,15 @@ impl Reference {
     }
 }
 
+/// Where a blob's bytes come from when pushing.
+#[derive(Clone, Debug)]
+pub enum BlobSource {
+    /// In memory (configs).
+    Bytes(Vec<u8>),
+    /// A file, streamed (layers).
+    File(PathBuf),
+}
+
 /// A client for one repository.
 pub struct Registry {
     reference: Reference,
@@ -97,12 +106,7 @@ impl Registry {
             if let Some((bytes, ct)) = &body {
                 req = req.header("Content-Type", *ct).body(bytes.clone());
             }
-            let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
-            if let Some(t) = token {
-                req = req.bearer_auth(t);
-            } else if let Some(b) = &self.basic {
-                req = req.header("Authorization", format!("Basic {b}"));
-            }
+            req = self.with_auth(req);
             let resp =
                 req.send().await.map_err(|e| self.err(url, e.to_string(), "check that the registry is reachable"))?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
@@ -113,6 +117,16 @@ impl Registry {
             self.authenticate(url, &challenge).await?;
         }
         Err(self.err(url, "authentication failed", "run `docker login` for this registry").into())
+    }
+
+    /// Adds the bearer token obtained so far, else the basic credentials, if any.
+    fn with_auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
+        match (token, &self.basic) {
+            (Some(t), _) => req.bearer_auth(t),
+            (None, Some(b)) => req.header("Authorization", format!("Basic {b}")),
+            (None, None) => req,
+        }
     }
 
     async fn authenticate(&self, url: &str, challenge: &str) -> Result<()> {
@@ -175,7 +189,7 @@ impl Registry {
     }
 
     /// Uploads a blob unless the registry already has it.
-    pub async fn push_blob(&self, digest: &str, bytes: Vec<u8>) -> Result<bool> {
+    pub async fn push_blob(&self, digest: &str, blob: BlobSource) -> Result<bool> {
         let url = format!("{}/blobs/{digest}", self.base);
         if self.send(Method::HEAD, &url, None).await?.status().is_success() {
             return Ok(false);
@@ -195,7 +209,32 @@ impl Registry {
         };
         put.push(if put.contains('?') { '&' } else { '?' });
         put.push_str(&format!("digest={digest}"));
-        let resp = self.send(Method::PUT, &put, Some((bytes, "application/octet-stream"))).await?;
+        let resp = match blob {
+            BlobSource::Bytes(bytes) => self.send(Method::PUT, &put, Some((bytes, "application/octet-stream"))).await?,
+            BlobSource::File(path) => {
+                // Streamed from disk; authentication already happened on HEAD/POST.
+                let file = tokio::fs::File::open(&path).await.at(&path)?;
+                let len = file.metadata().await.at(&path)?.len();
+                let body = reqwest::Body::wrap_stream(futures::stream::unfold(file, |mut f| async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = vec![0u8; 1 << 20];
+                    match f.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok::<_, std::io::Error>(buf), f))
+                        }
+                        Err(e) => Some((Err(e), f)),
+                    }
+                }));
+                let req = self
+                    .with_auth(self.client.put(&put))
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", len)
+                    .body(body);
+                req.send().await.map_err(|e| self.err(&put, e.to_string(), "check that the registry is reachable"))?
+            }
+        };
         self.expect(resp, &put, "the blob upload").await?;
         Ok(true)
     }
@@ -235,12 +274,7 @@ impl Registry {
     async fn send_accept(&self, url: &str) -> Result<reqwest::Response> {
         for attempt in 0..2 {
             let mut req = self.client.get(url).header("Accept", ACCEPT);
-            let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
-            if let Some(t) = token {
-                req = req.bearer_auth(t);
-            } else if let Some(b) = &self.basic {
-                req = req.header("Authorization", format!("Basic {b}"));
-            }
+            req = self.with_auth(req);
             let resp =
                 req.send().await.map_err(|e| self.err(url, e.to_string(), "check that the registry is reachable"))?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
@@ -347,11 +381,10 @@ pub async fn push(output: &BuildOutput, reference: &str, progress: &dyn Progress
     let registry = Registry::new(parsed);
     for image in &output.images {
         for layer in &image.layers {
-            let bytes = std::fs::read(&layer.path).at(&layer.path)?;
-            let uploaded = registry.push_blob(&layer.blob.digest, bytes).await?;
+            let uploaded = registry.push_blob(&layer.blob.digest, BlobSource::File(layer.path.clone())).await?;
             progress.blob_pushed(&layer.blob.digest, layer.blob.size, uploaded);
         }
-        let uploaded = registry.push_blob(&image.config_digest, image.config_json.clone()).await?;
+        let uploaded = registry.push_blob(&image.config_digest, BlobSource::Bytes(image.config_json.clone())).await?;
         progress.blob_pushed(&image.config_digest, image.config_json.len() as u64, uploaded);
         registry.push_manifest(&image.manifest_digest, image.manifest_json.clone(), MEDIA_TYPE_MANIFEST).await?;
     }
