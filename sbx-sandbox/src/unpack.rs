@@ -181,7 +181,10 @@ fn apply_entries<R: Read>(root: &Path, archive: &mut tar::Archive<R>, layer: &La
             Ok(false) => {
                 return Err(Error::PathEscape { layer: layer.digest.clone(), entry: raw.display().to_string() });
             }
-            Err(e) => return Err(Error::image(&layer.path, format!("cannot unpack {}: {e}", raw.display()))),
+            Err(e) => {
+                let cause = std::error::Error::source(&e).map(|c| format!(" ({c})")).unwrap_or_default();
+                return Err(Error::image(&layer.path, format!("cannot unpack {}: {e}{cause}", raw.display())));
+            }
         }
         seen.insert(rel);
     }

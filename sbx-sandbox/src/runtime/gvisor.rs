@@ -235,7 +235,12 @@ impl Runtime for Gvisor {
     }
 
     fn cleanup(&self, plan: &LaunchPlan) {
-        if let Ok(mut cmd) = runsc(plan) {
+        // `runsc run` deletes its container when it exits normally; only leftovers need `delete`.
+        let id = container_id(plan);
+        let leftover = fs::read_dir(plan.state_dir.join("runsc"))
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().contains(&id)))
+            .unwrap_or(false);
+        if leftover && let Ok(mut cmd) = runsc(plan) {
             cmd.args(["delete", "--force", &container_id(plan)]);
             let _ = cmd.output();
         }
