@@ -49,7 +49,7 @@ pub enum Need {
         name: String,
         /// Version.
         version: String,
-        /// A wheel of that release, to read METADATA from if the release document is missing.
+        /// The release's smallest wheel, to read METADATA from if the release document is missing.
         wheel_url: String,
     },
 }
@@ -317,8 +317,18 @@ impl Resolver {
                 Some(p) if Version::from_str(&p.info.version).is_ok_and(|v| v.to_string() == version) => {
                     p.info.requires_dist.as_deref().unwrap_or_default()
                 }
-                _ => {
-                    missing.insert(Need::Requires { name: key.0, version: key.1, wheel_url: wheel_url.to_string() });
+                project => {
+                    // Any wheel of the release carries the same METADATA: read the smallest.
+                    let smallest = project
+                        .and_then(|p| p.releases.get(version))
+                        .and_then(|files| {
+                            files
+                                .iter()
+                                .filter(|f| f.filename.ends_with(".whl"))
+                                .min_by_key(|f| f.size.unwrap_or(u64::MAX))
+                        })
+                        .map_or(wheel_url, |f| f.url.as_str());
+                    missing.insert(Need::Requires { name: key.0, version: key.1, wheel_url: smallest.to_string() });
                     return Ok(());
                 }
             },
