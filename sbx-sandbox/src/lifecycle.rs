@@ -147,7 +147,8 @@ impl Sandboxes {
             detached: spec.detach,
         };
         if spec.detach {
-            let child = self.spawn_detached(launch, &record.plan)?;
+            let mut child = self.spawn_detached(launch, &record.plan)?;
+            self.wait_ready(rt.as_ref(), &record.plan, &mut child)?;
             record.pid = Some(child.id());
             record.pid_start = state::process_start_time(child.id());
             self.store.save(&record)?;
@@ -166,6 +167,25 @@ impl Sandboxes {
         let child = command.spawn().map_err(Error::io("starting the sandbox runtime", &plan.state_dir))?;
         drop(keep);
         Ok(child)
+    }
+
+    /// Waits until a detached sandbox runs its command, so `exec` works right after `start`.
+    fn wait_ready(&self, rt: &dyn Runtime, plan: &LaunchPlan, child: &mut Child) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = fs::read_to_string(plan.state_dir.join("output.log")).unwrap_or_default();
+                return Err(Error::Spec(format!("sandbox `{}` exited at start ({status}): {}", plan.name, log.trim())));
+            }
+            if rt.ready(plan, child.id()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = rt.kill(plan, child.id());
+                return Err(Error::Spec(format!("sandbox `{}` did not start within 30 s", plan.name)));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Spawns `launch` attached to this terminal, forwards signals, waits, returns the exit code.

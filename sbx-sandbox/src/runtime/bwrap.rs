@@ -253,6 +253,11 @@ impl Runtime for Bwrap {
         Ok(())
     }
 
+    fn ready(&self, _plan: &LaunchPlan, pid: u32) -> bool {
+        // bwrap → namespace init → sbx-init → the command.
+        first_child(pid).and_then(first_child).and_then(first_child).is_some()
+    }
+
     fn kill(&self, _plan: &LaunchPlan, pid: u32) -> Result<()> {
         // Killing a pid namespace's init kills every process in it; bwrap then exits.
         match first_child(pid) {

@@ -227,6 +227,12 @@ impl Runtime for Gvisor {
         Ok(())
     }
 
+    fn ready(&self, plan: &LaunchPlan, _pid: u32) -> bool {
+        let Ok(mut cmd) = runsc(plan) else { return false };
+        cmd.args(["state", &container_id(plan)]);
+        cmd.output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"running\""))
+    }
+
     fn kill(&self, plan: &LaunchPlan, _pid: u32) -> Result<()> {
         let mut cmd = runsc(plan)?;
         cmd.args(["kill", "--all", &container_id(plan), "KILL"]);

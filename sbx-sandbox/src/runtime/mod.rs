@@ -120,6 +120,8 @@ pub trait Runtime: Send + Sync {
     fn exec(&self, plan: &LaunchPlan, pid: u32, argv: &[String], tty: bool) -> Result<Launch>;
     /// Sends `signal` to the sandbox's init (which forwards it to the command); SIGTERM asks it to stop.
     fn signal(&self, plan: &LaunchPlan, pid: u32, signal: i32) -> Result<()>;
+    /// Whether the sandbox whose runtime process is `pid` runs its command yet (exec works).
+    fn ready(&self, plan: &LaunchPlan, pid: u32) -> bool;
     /// Kills every process of the sandbox whose runtime process is `pid`.
     fn kill(&self, plan: &LaunchPlan, pid: u32) -> Result<()>;
     /// Removes what the runtime left in the sandbox's state dir after it exited.
