@@ -100,3 +100,21 @@ fn doctor_and_auto() {
     assert_eq!(auto.kind(), sbx_sandbox::RuntimeKind::Gvisor, "auto picks the strongest runtime");
     assert!("nope".parse::<RuntimeChoice>().is_err());
 }
+
+fn tty_attached(rt: RuntimeChoice) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sb = sandboxes(&tmp);
+    let mut s = spec(&tmp, "tty", rt, "test -t 0 && test -t 1 && [ \"$TERM\" = xterm-256color ] && exit 5; exit 1");
+    s.tty = true;
+    assert_eq!(attached(&sb, &s), 5, "the command must see a terminal");
+}
+
+#[test]
+fn bwrap_tty() {
+    tty_attached(RuntimeChoice::Bwrap);
+}
+
+#[test]
+fn gvisor_tty() {
+    tty_attached(RuntimeChoice::Gvisor);
+}
