@@ -174,7 +174,7 @@ impl Registry {
         Ok(())
     }
 
-    async fn expect(&self, resp: reqwest::Response, url: &str, what: &str) -> Result<reqwest::Response> {
+    async fn ensure_success(&self, resp: reqwest::Response, url: &str, what: &str) -> Result<reqwest::Response> {
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -196,7 +196,7 @@ impl Registry {
         }
         let start = format!("{}/blobs/uploads/", self.base);
         let resp = self.send(Method::POST, &start, None).await?;
-        let resp = self.expect(resp, &start, "starting the upload").await?;
+        let resp = self.ensure_success(resp, &start, "starting the upload").await?;
         let location =
             resp.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
                 self.err(&start, "upload without a Location header", "the registry is not OCI-compliant")
@@ -235,7 +235,7 @@ impl Registry {
                 req.send().await.map_err(|e| self.err(&put, e.to_string(), "check that the registry is reachable"))?
             }
         };
-        self.expect(resp, &put, "the blob upload").await?;
+        self.ensure_success(resp, &put, "the blob upload").await?;
         Ok(true)
     }
 
@@ -243,7 +243,7 @@ impl Registry {
     pub async fn push_manifest(&self, reference: &str, bytes: Vec<u8>, media_type: &str) -> Result<()> {
         let url = format!("{}/manifests/{reference}", self.base);
         let resp = self.send(Method::PUT, &url, Some((bytes, media_type))).await?;
-        self.expect(resp, &url, "the manifest upload").await?;
+        self.ensure_success(resp, &url, "the manifest upload").await?;
         Ok(())
     }
 }
@@ -256,7 +256,7 @@ impl Registry {
     async fn get_verified(&self, kind: &str, digest: &str) -> Result<Vec<u8>> {
         let url = format!("{}/{kind}/{digest}", self.base);
         let mut resp = self.send_accept(&url).await?;
-        resp = self.expect(resp, &url, "the download").await?;
+        resp = self.ensure_success(resp, &url, "the download").await?;
         let bytes = resp.bytes().await.map_err(|e| self.err(&url, e.to_string(), "retry the build"))?;
         let actual = crate::digest::sha256_digest(&bytes);
         if actual != digest {
