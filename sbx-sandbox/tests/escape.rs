@@ -30,6 +30,42 @@ struct Host {
     udp_port: u16,
     home_canary: PathBuf,
     ssh_canary: PathBuf,
+    real_proxy: RealProxy,
+}
+
+/// The real egress proxy (sbx-proxy) on a Unix socket, with a resolver that maps every test name
+/// to 127.0.0.1 so nothing can leave this machine even if a check failed.
+struct RealProxy {
+    _runtime: tokio::runtime::Runtime,
+    _handle: sbx_proxy::ProxyHandle,
+    socket: PathBuf,
+}
+
+impl RealProxy {
+    fn start(dir: &Path) -> RealProxy {
+        use sbx_proxy::{DomainRule, PolicyConfig, Preset, Proxy, ProxyOptions, StaticResolver};
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let socket = dir.join("real-proxy").join("proxy.sock");
+        std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+        let mut options = ProxyOptions::new("escape", dir.join("real-proxy-state"));
+        options.socket_path = Some(socket.clone());
+        let loopback = [std::net::IpAddr::from([127, 0, 0, 1])];
+        options.resolver = std::sync::Arc::new(
+            StaticResolver::new()
+                .with("allowed.test", &loopback)
+                .with("blocked.test", &loopback)
+                .with("localhost", &loopback),
+        );
+        options.policy = PolicyConfig {
+            preset: Preset::DenyAll,
+            preset_source: "escape test".into(),
+            allowed_domains: vec![DomainRule::parse("allowed.test", "escape:1").unwrap()],
+            blocked_domains: vec![DomainRule::parse("blocked.test", "escape:2").unwrap()],
+            ..PolicyConfig::default()
+        };
+        let handle = runtime.block_on(Proxy::start(options)).unwrap();
+        RealProxy { _runtime: runtime, _handle: handle, socket }
+    }
 }
 
 fn serve_tcp_canary(canary: String) -> u16 {
@@ -123,19 +159,21 @@ impl Host {
             env_canary: env_canary(),
             home_canary,
             ssh_canary,
+            real_proxy: RealProxy::start(tmp.path()),
             _tmp: tmp,
         }
     }
 
     /// Runs `probe ARGS` in a fresh sandbox; returns its exit code.
     fn run(&self, runtime: RuntimeChoice, name: &str, args: &[String]) -> i32 {
+        let real = args.first().is_some_and(|a| a == "proxy-connect");
         let kind = match runtime {
             RuntimeChoice::Gvisor => "gvisor",
             _ => "bwrap",
         };
         let mut spec = SandboxSpec::new(name, &self.layout, &self.workspace);
         spec.runtime = runtime;
-        spec.proxy_socket = Some(self.proxy_socket.clone());
+        spec.proxy_socket = Some(if real { self.real_proxy.socket.clone() } else { self.proxy_socket.clone() });
         spec.ca_pem = Some(self.ca.clone());
         spec.env = BTreeMap::from([
             ("API_KEY".to_string(), "sentinel".to_string()),
@@ -202,6 +240,13 @@ fn probes(h: &Host) -> Vec<(&'static str, Vec<String>)> {
         ("host loopback canary by name", vec![s("tcp"), format!("localhost:{}", h.tcp_port), h.canary.clone()]),
         ("UDP to a host loopback canary", vec![s("udp"), udp.clone(), h.canary.clone()]),
         ("DNS to a host loopback canary", vec![s("dns"), udp, h.canary.clone()]),
+        ("proxy: a blocked domain", vec![s("proxy-connect"), format!("blocked.test:{}", h.tcp_port)]),
+        (
+            "proxy: an allowed name resolving to 127.0.0.1",
+            vec![s("proxy-connect"), format!("allowed.test:{}", h.tcp_port)],
+        ),
+        ("proxy: a domain not on the allow list", vec![s("proxy-connect"), format!("localhost:{}", h.tcp_port)]),
+        ("proxy: a loopback IP literal", vec![s("proxy-connect"), tcp.clone()]),
         ("route to an IP literal", vec![s("route"), s("192.0.2.1")]),
         ("unset the proxy variables and route directly", vec![s("route-no-proxy"), s("198.51.100.7")]),
         ("network interfaces other than lo", vec![s("interfaces")]),

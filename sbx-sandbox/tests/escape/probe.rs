@@ -433,6 +433,28 @@ fn main() {
             }
             broken(format!("unexpected proxy answer: {}", String::from_utf8_lossy(&buf)))
         }
+        "proxy-connect" => {
+            // Through the real egress proxy: CONNECT must be refused for this target.
+            let proxy = std::env::var("HTTP_PROXY").unwrap_or_else(|_| broken("HTTP_PROXY is not set"));
+            let addr = proxy.trim_start_matches("http://").trim_end_matches('/').to_string();
+            let mut s = TcpStream::connect(&addr).unwrap_or_else(|e| broken(format!("relay {addr}: {e}")));
+            let target = arg(1);
+            let _ = write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let status = head.lines().next().unwrap_or("").to_string();
+            if status.contains(" 200") {
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+                escaped(format!("proxy tunnelled to {target}: {status} {}", String::from_utf8_lossy(&rest)));
+            }
+            if status.starts_with("HTTP/1.1 4") || status.starts_with("HTTP/1.1 5") {
+                blocked(format!("proxy refused {target}: {status}"));
+            }
+            broken(format!("unexpected proxy answer for {target}: {head:?}"))
+        }
         other => broken(format!("unknown probe `{other}`")),
     }
 }
