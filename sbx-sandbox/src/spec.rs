@@ -47,7 +47,9 @@ pub struct SandboxSpec {
     pub tty: bool,
     /// `TERM` to give the sandbox (the CLI passes the host's when `tty`).
     pub term: Option<String>,
-    /// The egress proxy's Unix socket on the host; `None` means no network at all.
+    /// The egress proxy's Unix socket on the host; `None` means no network at all. Its directory
+    /// is bind-mounted read-only at [`PROXY_DIR`], so the socket should sit alone in a directory
+    /// of its own (not next to audit logs or state).
     pub proxy_socket: Option<PathBuf>,
     /// PEM of the proxy's injection CA, mounted at [`crate::env::CA_PATH`].
     pub ca_pem: Option<PathBuf>,
