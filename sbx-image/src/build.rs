@@ -205,6 +205,8 @@ async fn load_base(lock: &Lockfile, opts: &BuildOptions, platform: Platform) -> 
 /// builds the tool layers the layer cache lacks (in parallel), and assembles configs,
 /// manifests and the index. Blobs stay in the cache; see [`crate::output`] to write them out.
 pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildOutput> {
+    // Leftovers of killed runs (a day old, so never a concurrent run's work) are removed.
+    opts.cache.remove_stale(std::time::Duration::from_secs(24 * 3600));
     let platforms = target_platforms(lock, opts);
     let mut jobs = Vec::new();
     for (tool, versions) in &lock.tools {

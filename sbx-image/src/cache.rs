@@ -73,6 +73,36 @@ impl Cache {
         tempfile::Builder::new().prefix("work-").tempdir_in(&dir).at(&dir)
     }
 
+    /// Removes leftovers of runs that were killed (work dirs in `tmp/`, `.part-*` downloads,
+    /// `.layer-*` blobs) older than `age`; younger ones may belong to a run in progress.
+    /// Returns how many entries were removed. Errors are ignored: this is housekeeping.
+    pub fn remove_stale(&self, age: std::time::Duration) -> usize {
+        let now = std::time::SystemTime::now();
+        let old = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d > age))
+        };
+        let mut removed = 0;
+        let dirs = [
+            (self.root.join("tmp"), "work-"),
+            (self.root.join("blobs").join("sha256"), ".layer-"),
+            (self.root.join("downloads").join("sha256"), ".part-"),
+            (self.root.join("downloads").join("sha512"), ".part-"),
+        ];
+        for (dir, prefix) in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let stale = entry.file_name().to_string_lossy().starts_with(prefix) && old(&path);
+                if stale && (std::fs::remove_dir_all(&path).is_ok() || std::fs::remove_file(&path).is_ok()) {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Takes the exclusive lock named `name` (blocking until other runs release it).
     pub fn lock(&self, name: &str) -> Result<CacheLock> {
         let dir = self.root.join("locks");
@@ -108,6 +138,17 @@ mod tests {
         assert!(cache.blob_path("sha256:00").ends_with("blobs/sha256/00"));
         let _l = cache.lock("x").unwrap();
         write_atomic(&dir.path().join("a/b"), b"hi").unwrap();
+
+        // Leftovers of a killed run: old ones go, fresh ones (a run in progress) stay.
+        let work = cache.temp_dir().unwrap().keep();
+        let part = cache.download_path(&c).with_file_name(".part-x");
+        write_atomic(&part, b"partial").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options().write(true).open(&part).unwrap().set_modified(old).unwrap();
+        assert_eq!(cache.remove_stale(std::time::Duration::from_secs(3600)), 1);
+        assert!(!part.exists() && work.exists());
+        assert_eq!(cache.remove_stale(std::time::Duration::ZERO), 1);
+        assert!(!work.exists());
         assert_eq!(std::fs::read(dir.path().join("a/b")).unwrap(), b"hi");
     }
 }
