@@ -5,7 +5,8 @@
 //! * latency: small keep-alive HTTP requests directly, forwarded as absolute-URI requests, and
 //!   over an established tunnel (target < 1 ms added median).
 //!
-//! Options: `--gib N` (default 1), `--rounds N` (default 3), `--requests N` (default 2000).
+//! Options: `--gib N` (default 1), `--rounds N` (default 3), `--requests N` (default 2000),
+//! `--buffer-kib N` (tunnel buffer per direction, default: the proxy's default).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,10 +22,11 @@ struct Args {
     bytes: u64,
     rounds: usize,
     requests: usize,
+    buffer_kib: Option<usize>,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
-    let mut parsed = Args { bytes: 1 << 30, rounds: 3, requests: 2000 };
+    let mut parsed = Args { bytes: 1 << 30, rounds: 3, requests: 2000, buffer_kib: None };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -32,7 +34,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--gib" => parsed.bytes = value.parse::<u64>()? << 30,
             "--rounds" => parsed.rounds = value.parse()?,
             "--requests" => parsed.requests = value.parse()?,
-            other => bail!("unknown option {other}; use --gib, --rounds, --requests"),
+            "--buffer-kib" => parsed.buffer_kib = Some(value.parse()?),
+            other => bail!("unknown option {other}; use --gib, --rounds, --requests, --buffer-kib"),
         }
     }
     Ok(parsed)
@@ -170,6 +173,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         ..PolicyConfig::default()
     };
     options.tcp_addr = Some("127.0.0.1:0".parse()?);
+    if let Some(kib) = args.buffer_kib {
+        options.limits.tunnel_buffer_bytes = kib * 1024;
+    }
     let handle = Proxy::start(options).await?;
     let proxy = handle.tcp_addr().context("proxy has no TCP address")?;
     let gib = args.bytes as f64 / f64::from(1u32 << 30);
