@@ -73,6 +73,11 @@ impl<T> Rewind<T> {
     pub fn new(prefix: Bytes, inner: T) -> Rewind<T> {
         Rewind { prefix, inner }
     }
+
+    /// The underlying stream, once every replayed byte has been read.
+    pub fn drained(&self) -> Option<&T> {
+        if self.prefix.has_remaining() { None } else { Some(&self.inner) }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {

@@ -35,6 +35,7 @@ pub mod policy;
 mod refusal;
 mod resolve;
 mod server;
+mod splice;
 mod target;
 mod tunnel;
 mod upstream;

@@ -20,6 +20,7 @@ use crate::io::{Activity, ClientIo, Rewind, Touching};
 use crate::policy::Matched;
 use crate::refusal::{Fix, Refusal};
 use crate::server::Shared;
+use crate::splice;
 use crate::target::{Host, Target};
 use crate::upstream;
 
@@ -123,16 +124,35 @@ pub(crate) async fn run(shared: Arc<Shared>, tunnel: PendingTunnel, activity: Ac
         Inspector { require_tls: shared.tls_ports.contains(&target.port) && !admitted.raw_tcp, target: target.clone() };
     let buffer = shared.limits.tunnel_buffer_bytes.max(4096);
     let mut transfer = Transfer::new(&mut client, &mut upstream_tcp, buffer, Some(inspector), activity.clone());
-    let outcome = tokio::select! {
+    transfer.handoff = true;
+    let mut outcome = tokio::select! {
         r = &mut transfer => r,
         _ = activity.idle(shared.limits.idle_timeout) => Err(End::Idle),
     };
-    let (up, down) = (transfer.up.bytes, transfer.down.bytes);
+    let (mut up, mut down) = (transfer.up.bytes, transfer.down.bytes);
     drop(transfer);
+    if let Ok(Flow::Handoff) = outcome {
+        // The first flight passed; the rest moves with splice(2), or through the user-space pump
+        // if bytes replayed from the request buffer are still pending.
+        let (up2, down2, rest) = match client.drained() {
+            Some(inner) => splice_phase(inner, &upstream_tcp, &shared, &activity).await,
+            None => {
+                let mut transfer = Transfer::new(&mut client, &mut upstream_tcp, buffer, None, activity.clone());
+                let rest = tokio::select! {
+                    r = &mut transfer => r,
+                    _ = activity.idle(shared.limits.idle_timeout) => Err(End::Idle),
+                };
+                (transfer.up.bytes, transfer.down.bytes, rest)
+            }
+        };
+        up += up2;
+        down += down2;
+        outcome = rest;
+    }
     entry.bytes_up = up;
     entry.bytes_down = down;
     match outcome {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(End::Idle) => entry.reason = Some("closed after the idle timeout".into()),
         Err(End::Io(e)) => entry.reason = Some(format!("ended: {e}")),
         Err(End::Refused(refusal)) => {
@@ -161,10 +181,46 @@ pub(crate) async fn run(shared: Arc<Shared>, tunnel: PendingTunnel, activity: Ac
     upstream::record(&shared, entry, started);
 }
 
+/// Runs both directions with splice(2) until both ends finish, an error, or the idle timeout.
+async fn splice_phase(
+    client: &ClientIo,
+    upstream: &TcpStream,
+    shared: &Shared,
+    activity: &Activity,
+) -> (u64, u64, Result<Flow, End>) {
+    let client = match client {
+        ClientIo::Tcp(s) => splice::Sock::Tcp(s),
+        ClientIo::Unix(s) => splice::Sock::Unix(s),
+    };
+    let upstream = splice::Sock::Tcp(upstream);
+    let (mut up, mut down) = (0u64, 0u64);
+    let result = {
+        let both = async {
+            tokio::try_join!(
+                splice::pump(client, upstream, &mut up, activity),
+                splice::pump(upstream, client, &mut down, activity)
+            )
+        };
+        tokio::select! {
+            r = both => r.map(|_| Flow::Done).map_err(End::Io),
+            _ = activity.idle(shared.limits.idle_timeout) => Err(End::Idle),
+        }
+    };
+    (up, down, result)
+}
+
 fn fail(shared: &Shared, mut entry: AuditEntry, started: Instant, reason: &str) {
     entry.decision = Decision::Error;
     entry.reason = Some(reason.to_owned());
     upstream::record(shared, entry, started);
+}
+
+/// How a transfer finished.
+pub(crate) enum Flow {
+    /// Both directions reached their end.
+    Done,
+    /// The first flight passed and nothing is buffered: the caller may switch data paths.
+    Handoff,
 }
 
 /// Why a transfer stopped early.
@@ -274,6 +330,8 @@ pub(crate) struct Transfer<'a, A, B> {
     inspector: Option<Inspector>,
     first: Vec<u8>,
     activity: Activity,
+    /// Return [`Flow::Handoff`] as soon as the first flight passed and both buffers are empty.
+    pub handoff: bool,
 }
 
 impl<'a, A, B> Transfer<'a, A, B> {
@@ -292,6 +350,7 @@ impl<'a, A, B> Transfer<'a, A, B> {
             inspector,
             first: Vec::new(),
             activity,
+            handoff: false,
         }
     }
 }
@@ -301,7 +360,7 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    type Output = Result<(), End>;
+    type Output = Result<Flow, End>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -322,7 +381,14 @@ where
         {
             return Poll::Ready(Err(End::Io(e)));
         }
-        if this.up.done && this.down.done { Poll::Ready(Ok(())) } else { Poll::Pending }
+        if this.up.done && this.down.done {
+            return Poll::Ready(Ok(Flow::Done));
+        }
+        let idle = |p: &Pump| p.pos == p.cap && !p.eof && !p.done;
+        if this.handoff && idle(&this.up) && idle(&this.down) {
+            return Poll::Ready(Ok(Flow::Handoff));
+        }
+        Poll::Pending
     }
 }
 
