@@ -16,6 +16,8 @@ pub struct Output {
     pub quiet: bool,
     /// Verbosity level.
     pub verbose: u8,
+    /// stderr is a terminal: wrap error text to its width (logs and pipes get unwrapped lines).
+    pub tty: bool,
 }
 
 impl Output {
@@ -33,12 +35,15 @@ impl Output {
             progress: tty && !cli.quiet && cli.color != ColorChoice::Never,
             quiet: cli.quiet,
             verbose: cli.verbose,
+            tty,
         }
     }
 
-    /// Installs miette's renderer: graphical with snippets always, colors only when allowed.
+    /// Installs miette's renderer: graphical with snippets always, colors only when allowed,
+    /// lines wrapped only on a terminal (so CI logs and snapshots do not depend on path lengths).
     pub fn install_error_renderer(self) {
         let color = self.color;
+        let wrap = self.tty;
         // A hook can only be set once per process; a second call is harmless to ignore.
         let _ = miette::set_hook(Box::new(move |_| {
             Box::new(
@@ -47,6 +52,7 @@ impl Output {
                     .unicode(color)
                     .terminal_links(false)
                     .context_lines(1)
+                    .wrap_lines(wrap)
                     .build(),
             )
         }));
