@@ -70,11 +70,25 @@ pub enum Command {
     /// request still matches; --upgrade moves them. A mise.lock next to the config is honoured.
     Lock(LockArgs),
     /// Build the sandbox image from sbx.lock (no daemon needed).
-    Build(StubArgs),
+    Build(crate::commands::build::BuildArgs),
     /// Start the agent in a sandbox with the locked toolchain.
-    Start(StubArgs),
+    Start(crate::commands::start::StartArgs),
+    /// Run a command in a running sandbox.
+    Exec(crate::commands::sandboxes::ExecArgs),
+    /// List this machine's sandboxes.
+    Ls(crate::commands::sandboxes::LsArgs),
+    /// Stop a running sandbox.
+    Stop(crate::commands::sandboxes::StopArgs),
+    /// Remove a sandbox and its state.
+    Rm(crate::commands::sandboxes::RmArgs),
+    /// Report which sandbox runtimes work on this machine and why the others don't.
+    Doctor(crate::commands::doctor::DoctorArgs),
     /// Check that an image matches sbx.lock (and, with --host, the host's installs).
-    Verify(StubArgs),
+    Verify(crate::commands::verify::VerifyArgs),
+    /// Run the egress policy proxy standalone (for debugging a policy).
+    Proxy(crate::commands::proxy::ProxyArgs),
+    /// Inspect the network policy and the proxy's audit log.
+    Policy(crate::commands::policy::PolicyArgs),
     /// Show what changed between two lockfiles (paths or git revisions), red flags first.
     ///
     /// Each side is a lockfile path, `REV:PATH` (e.g. HEAD~1:sbx.lock), or a revision whose
@@ -146,12 +160,4 @@ pub enum DiffFormat {
     Text,
     /// A table for a pull-request comment.
     Markdown,
-}
-
-/// Arguments of a command that is not available yet.
-#[derive(Debug, Args)]
-pub struct StubArgs {
-    /// Arguments for the command (it is not implemented yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }

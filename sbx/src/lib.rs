@@ -14,7 +14,6 @@ pub mod project;
 pub mod sbx_toml;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,7 +21,6 @@ use clap::Parser;
 use cli::{Cli, Command};
 use commands::Exit;
 use output::Output;
-use project::Project;
 
 /// Runs the CLI with the process's arguments and environment.
 pub fn main() -> ExitCode {
@@ -32,6 +30,7 @@ pub fn main() -> ExitCode {
     match run(cli, out) {
         Ok(Exit::Success) => ExitCode::SUCCESS,
         Ok(Exit::Stale) => ExitCode::from(3),
+        Ok(Exit::Code(code)) => ExitCode::from(code),
         Err(report) => {
             eprintln!("{report:?}");
             ExitCode::FAILURE
@@ -48,15 +47,23 @@ fn run(cli: Cli, out: Output) -> miette::Result<Exit> {
     if !dir.is_dir() {
         return Err(miette::miette!(help = "pass an existing directory to -C", "{} is not a directory", dir.display()));
     }
-    let load = |dir: &PathBuf| Project::load(dir, cli.global, env.clone());
+    let ctx = commands::Context { dir, env, global: cli.global, out };
+    let load = || ctx.project();
     match &cli.command {
-        Command::Init(args) => commands::init::run(&dir, args, &env, out)?,
-        Command::Config(args) => commands::config::run(&load(&dir)?, args, out)?,
-        Command::Lock(args) => return commands::lock::run(&load(&dir)?, args, out),
-        Command::Build(_) => return Err(commands::not_yet("build", 4)),
-        Command::Start(_) => return Err(commands::not_yet("start", 7)),
-        Command::Diff(args) => commands::diff::run(&load(&dir)?, args, out)?,
-        Command::Verify(_) => return Err(commands::not_yet("verify", 5)),
+        Command::Init(args) => commands::init::run(&ctx.dir, args, &ctx.env, out)?,
+        Command::Config(args) => commands::config::run(&load()?, args, out)?,
+        Command::Lock(args) => return commands::lock::run(&load()?, args, out),
+        Command::Diff(args) => commands::diff::run(&load()?, args, out)?,
+        Command::Build(args) => return commands::build::run(&ctx, args),
+        Command::Start(args) => return commands::start::run(&ctx, args),
+        Command::Exec(args) => return commands::sandboxes::exec(&ctx, args),
+        Command::Ls(args) => return commands::sandboxes::ls(&ctx, args),
+        Command::Stop(args) => return commands::sandboxes::stop(&ctx, args),
+        Command::Rm(args) => return commands::sandboxes::rm(&ctx, args),
+        Command::Doctor(args) => return commands::doctor::run(&ctx, args),
+        Command::Verify(args) => return commands::verify::run(&ctx, args),
+        Command::Proxy(args) => return commands::proxy::run(&ctx, args),
+        Command::Policy(args) => return commands::policy::run(&ctx, args),
     }
     Ok(Exit::Success)
 }

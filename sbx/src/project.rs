@@ -54,4 +54,10 @@ impl Project {
     pub fn lockfile_path(&self) -> PathBuf {
         self.root.join("sbx.lock")
     }
+
+    /// Where `sbx build` writes the project's image by default (an OCI image layout in
+    /// `.sbx/image`); `sbx verify` and `sbx start` read it from there.
+    pub fn image_dir(&self) -> PathBuf {
+        self.root.join(".sbx").join("image")
+    }
 }

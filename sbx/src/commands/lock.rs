@@ -100,7 +100,7 @@ fn inputs(project: &Project, args: &LockArgs) -> miette::Result<LockInputs> {
 
 /// Upstream URLs: defaults, then the environment, then `[mirrors]` in `.sbx.toml`.
 pub fn upstreams(project: &Project) -> Upstreams {
-    let mut u = crate::network::upstreams_from_env(&project.env);
+    let mut u = Upstreams::from_env_with(|k| project.env.get(k).cloned());
     for (key, url) in &project.sbx.mirrors {
         let url = url.value.trim_end_matches('/').to_string();
         match key.as_str() {
