@@ -1,0 +1,3 @@
+//! End-to-end tests of sbx start and the sandbox lifecycle commands.
+
+mod support;
