@@ -19,6 +19,12 @@
 //! url = "https://nodejs.org/dist/v22.11.0/node-v22.11.0-linux-x64.tar.gz"
 //! ```
 //! Entries of tools sbx does not lock are kept as they are.
+//!
+//! mise matches a lock entry only when its `options` equal the options mise computes for the
+//! tool on the host. With a node mirror configured (`MISE_NODE_MIRROR_URL` or
+//! `[settings] node.mirror_url`), mise adds `mirror_url` to core:node's options, so the entry
+//! must carry it too, byte for byte ([`MiseLockOptions`]); otherwise `mise install --locked`
+//! answers "node@22 is not in the lockfile" (checked against mise 2026.9.15).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,9 +79,37 @@ pub fn read_pins(project_dir: &Path) -> Result<BTreeMap<String, Vec<String>>, Mi
     Ok(pins)
 }
 
+/// Host settings that become part of the options mise expects in a lock entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MiseLockOptions {
+    /// The node mirror exactly as mise reads it (`MISE_NODE_MIRROR_URL`, else
+    /// `[settings] node.mirror_url`); written as core:node's `mirror_url` option.
+    pub node_mirror_url: Option<String>,
+}
+
+impl MiseLockOptions {
+    /// Reads the settings the way mise does: the environment wins over `[settings]`
+    /// (`node_mirror_setting` is the merged config's `node.mirror_url`, if any).
+    pub fn from_env_and_settings(env: &BTreeMap<String, String>, node_mirror_setting: Option<&str>) -> Self {
+        let node_mirror_url = env
+            .get("MISE_NODE_MIRROR_URL")
+            .map(String::as_str)
+            .or(node_mirror_setting)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string);
+        Self { node_mirror_url }
+    }
+}
+
 /// Renders `lock` into `existing` (the current `mise.lock` text, or empty), replacing the
-/// entries of the tools it locks and keeping the others.
+/// entries of the tools it locks and keeping the others. Same as [`render_with`] without
+/// host settings.
 pub fn render(lock: &Lockfile, existing: &str) -> Result<String, toml_edit::TomlError> {
+    render_with(lock, existing, &MiseLockOptions::default())
+}
+
+/// Renders `lock` into `existing` with the options mise derives from host settings.
+pub fn render_with(lock: &Lockfile, existing: &str, opts: &MiseLockOptions) -> Result<String, toml_edit::TomlError> {
     let mut doc: DocumentMut = if existing.trim().is_empty() { DocumentMut::new() } else { existing.parse()? };
     doc.decor_mut().set_prefix(HEADER);
     doc["lockfile_version"] = value(2);
@@ -89,7 +123,7 @@ pub fn render(lock: &Lockfile, existing: &str) -> Result<String, toml_edit::Toml
     for (name, versions) in &lock.tools {
         let mut array = ArrayOfTables::new();
         for tool in versions {
-            array.push(entry(tool));
+            array.push(entry(tool, opts));
         }
         tools.insert(name, Item::ArrayOfTables(array));
     }
@@ -97,16 +131,22 @@ pub fn render(lock: &Lockfile, existing: &str) -> Result<String, toml_edit::Toml
     Ok(doc.to_string())
 }
 
-fn entry(tool: &LockedTool) -> Table {
+fn entry(tool: &LockedTool, host: &MiseLockOptions) -> Table {
     let mut t = Table::new();
     t["version"] = value(tool.version.as_str());
     let backend = tool.backend.split('[').next().unwrap_or(&tool.backend);
     t["backend"] = value(backend);
     t["specifiers"] = value(Array::from_iter([tool.request.as_str()]));
-    if !tool.options.is_empty() {
+    let mut options: BTreeMap<&str, &str> = tool.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if backend == "core:node"
+        && let Some(mirror) = &host.node_mirror_url
+    {
+        options.insert("mirror_url", mirror);
+    }
+    if !options.is_empty() {
         let mut opts = InlineTable::new();
-        for (k, v) in &tool.options {
-            opts.insert(k, v.as_str().into());
+        for (k, v) in options {
+            opts.insert(k, v.into());
         }
         t["options"] = value(opts);
     }
@@ -164,6 +204,19 @@ mod tests {
         let pins = read_pins(dir.path()).unwrap();
         assert_eq!(pins["node"], vec!["22.11.0"]);
         assert_eq!(pins["zig"], vec!["0.13.0"]);
+    }
+
+    #[test]
+    fn node_mirror_becomes_the_mirror_url_option_mise_expects() {
+        let env = BTreeMap::from([("MISE_NODE_MIRROR_URL".to_string(), "http://m/node/".to_string())]);
+        let opts = MiseLockOptions::from_env_and_settings(&env, Some("http://settings/"));
+        assert_eq!(opts.node_mirror_url.as_deref(), Some("http://m/node/"), "the environment wins");
+        let text = render_with(&lock(), "", &opts).unwrap();
+        assert!(text.contains("options = { mirror_url = \"http://m/node/\" }"), "{text}");
+        let none = MiseLockOptions::from_env_and_settings(&BTreeMap::new(), None);
+        assert!(!render_with(&lock(), "", &none).unwrap().contains("options"));
+        let from_settings = MiseLockOptions::from_env_and_settings(&BTreeMap::new(), Some("http://settings/"));
+        assert_eq!(from_settings.node_mirror_url.as_deref(), Some("http://settings/"));
     }
 
     #[test]

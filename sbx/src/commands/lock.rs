@@ -154,7 +154,11 @@ fn check(project: &Project, inputs: &LockInputs, out: Output) -> miette::Result<
 fn write_mise_lock(project: &Project, lock: &Lockfile) -> miette::Result<()> {
     let path = project.root.join(lockfile::mise_lock::FILE_NAME);
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
-    let text = lockfile::mise_lock::render(lock, &existing).map_err(|e| {
+    let host = lockfile::mise_lock::MiseLockOptions::from_env_and_settings(
+        &project.env,
+        project.mise.settings.get("node.mirror_url").map(|s| s.as_str()),
+    );
+    let text = lockfile::mise_lock::render_with(lock, &existing, &host).map_err(|e| {
         miette::miette!(help = "fix or delete it, then run again", "cannot update {}: {e}", path.display())
     })?;
     write_atomically(&path, text.as_bytes())
