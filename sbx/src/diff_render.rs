@@ -91,6 +91,14 @@ pub fn render_stale(reasons: &[StaleReason], out: Output) -> String {
             StaleReason::PlatformsChanged { locked, wanted } => {
                 format!("  {} platforms: [{}] → [{}]\n", out.paint("33", "~"), locked.join(", "), wanted.join(", "))
             }
+            StaleReason::MisePinDiffers { name, locked, pinned } => {
+                format!(
+                    "  {} {name}: locked {}, mise.lock pins {}\n",
+                    out.paint("33", "~"),
+                    locked.join(", "),
+                    pinned.join(", ")
+                )
+            }
             StaleReason::OtherInputs => {
                 format!("  {} mirrors, backend options or the base image changed\n", out.paint("33", "~"))
             }

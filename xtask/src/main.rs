@@ -1,6 +1,7 @@
 //! `cargo xtask …`: developer tasks (benchmarks, fixture recording, CI helpers). Never shipped.
 
 mod bench_build;
+mod bench_lock;
 mod bench_proxy;
 mod bench_start;
 
@@ -8,11 +9,12 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") if args.get(1).map(String::as_str) == Some("build") => bench_build::run(&args[2..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("lock") => bench_lock::run(&args[2..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("proxy") => bench_proxy::run(&args[2..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("start") => bench_start::run(&args[2..]),
         Some(other) => anyhow::bail!("unknown xtask `{other}`"),
         None => {
-            eprintln!("usage: cargo xtask <task>");
+            eprintln!("usage: cargo xtask bench <lock|build|proxy|start> [ARGS…]");
             Ok(())
         }
     }

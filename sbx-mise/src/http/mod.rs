@@ -73,10 +73,19 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// Defaults plus a GitHub token from `MISE_GITHUB_TOKEN`, `GITHUB_API_TOKEN`, `GITHUB_TOKEN`
-    /// or `GH_TOKEN` (the first one set), sent only to `upstreams.github_api`.
+    /// Defaults plus mise's `MISE_HTTP_TIMEOUT` (connect and read timeout: `30`, `30s`,
+    /// `500ms`, `2m`) and `MISE_HTTP_RETRIES`, and a GitHub token from `MISE_GITHUB_TOKEN`,
+    /// `GITHUB_API_TOKEN`, `GITHUB_TOKEN` or `GH_TOKEN` (the first one set), sent only to
+    /// `upstreams.github_api`. Unparsable values keep the defaults.
     pub fn from_env(upstreams: &Upstreams) -> Self {
         let mut options = Self::default();
+        if let Some(timeout) = std::env::var("MISE_HTTP_TIMEOUT").ok().and_then(|v| parse_duration(&v)) {
+            options.connect_timeout = timeout;
+            options.read_timeout = timeout;
+        }
+        if let Some(retries) = std::env::var("MISE_HTTP_RETRIES").ok().and_then(|v| v.trim().parse().ok()) {
+            options.retry.retries = retries;
+        }
         let token = ["MISE_GITHUB_TOKEN", "GITHUB_API_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"]
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
@@ -85,6 +94,21 @@ impl HttpOptions {
         }
         options
     }
+}
+
+/// A duration as mise writes it: plain seconds (`30`), or a number with `ms`, `s` or `m`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n > 0.0)?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The HTTP cache directory: `$SBX_CACHE_DIR/http` when set, else `<user cache dir>/sbx/http`

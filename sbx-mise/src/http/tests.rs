@@ -197,3 +197,15 @@ async fn an_exhausted_rate_limit_says_to_set_a_token() {
     assert!(err.to_string().contains("GITHUB_TOKEN"));
     assert_eq!(server.statuses(path), [403], "not retried");
 }
+
+#[test]
+fn mise_durations_parse() {
+    use std::time::Duration;
+    assert_eq!(super::parse_duration("30"), Some(Duration::from_secs(30)));
+    assert_eq!(super::parse_duration("30s"), Some(Duration::from_secs(30)));
+    assert_eq!(super::parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(super::parse_duration("2m"), Some(Duration::from_secs(120)));
+    assert_eq!(super::parse_duration("0"), None);
+    assert_eq!(super::parse_duration("soon"), None);
+    assert_eq!(super::parse_duration("3h"), None);
+}

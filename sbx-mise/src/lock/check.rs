@@ -1,6 +1,6 @@
 //! `sbx lock --check`: is the lockfile current? Answered from the files alone, no network.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::wanted::LockInputs;
 use crate::lockfile::Lockfile;
@@ -47,6 +47,15 @@ pub enum StaleReason {
         /// Configured platforms.
         wanted: Vec<String>,
     },
+    /// `mise.lock` pins versions of a tool that sbx.lock does not have (the host moved on).
+    MisePinDiffers {
+        /// Tool name.
+        name: String,
+        /// Versions in sbx.lock.
+        locked: Vec<String>,
+        /// Versions pinned in mise.lock.
+        pinned: Vec<String>,
+    },
     /// Something else that decides the content changed (mirror URLs, backend options, base).
     OtherInputs,
 }
@@ -60,6 +69,33 @@ pub enum Staleness {
     Missing,
     /// The lockfile is out of date, for these reasons.
     Stale(Vec<StaleReason>),
+}
+
+/// Compares the configuration's inputs and the host's `mise.lock` pins (tool → versions) with
+/// a lockfile.
+pub fn check_with_mise_pins(
+    inputs: &LockInputs,
+    lock: Option<&Lockfile>,
+    mise_pins: &BTreeMap<String, Vec<String>>,
+) -> Staleness {
+    let staleness = check(inputs, lock);
+    let Some(lock) = lock else { return staleness };
+    let mut pin_reasons = Vec::new();
+    for (name, entries) in &lock.tools {
+        let Some(pinned) = mise_pins.get(name) else { continue };
+        let locked: Vec<String> = entries.iter().map(|e| e.version.clone()).collect();
+        if !locked.iter().all(|v| pinned.contains(v)) {
+            pin_reasons.push(StaleReason::MisePinDiffers { name: name.clone(), locked, pinned: pinned.clone() });
+        }
+    }
+    match staleness {
+        _ if pin_reasons.is_empty() => staleness,
+        Staleness::Stale(mut reasons) => {
+            reasons.extend(pin_reasons);
+            Staleness::Stale(reasons)
+        }
+        Staleness::Current | Staleness::Missing => Staleness::Stale(pin_reasons),
+    }
 }
 
 /// Compares the configuration's inputs with a lockfile.

@@ -9,13 +9,13 @@ use crate::resolve::{FetchError, ResolveError};
 
 /// One tool that could not be locked.
 #[derive(Debug, thiserror::Error, Diagnostic)]
-#[error("cannot lock {tool}: {source}")]
+#[error("cannot lock {tool}: {reason}")]
 #[diagnostic(code(sbx::lock))]
 pub struct ToolLockError {
     /// The tool.
     pub tool: String,
-    /// Why.
-    pub source: ResolveError,
+    /// Why (part of the message, not a separate cause, so it is printed once).
+    pub reason: ResolveError,
     #[source_code]
     src: NamedSource<Arc<str>>,
     #[label("requested here")]
@@ -29,8 +29,8 @@ pub struct ToolLockError {
 
 impl ToolLockError {
     /// Attaches the config origin and a hint to a resolution error.
-    pub fn new(tool: &str, origin: &Origin, source: ResolveError) -> Self {
-        let help = match &source {
+    pub fn new(tool: &str, origin: &Origin, reason: ResolveError) -> Self {
+        let help = match &reason {
             ResolveError::NoMatch { nearest, .. } if !nearest.is_empty() => {
                 Some(format!("versions that exist: {}", nearest.join(", ")))
             }
@@ -53,7 +53,7 @@ impl ToolLockError {
         };
         Self {
             tool: tool.to_string(),
-            source,
+            reason,
             src: origin.named_source(),
             span: origin.source_span(),
             help,

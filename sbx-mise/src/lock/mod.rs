@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
-pub use check::{StaleReason, Staleness, check};
+pub use check::{StaleReason, Staleness, check, check_with_mise_pins};
 pub use error::{LockError, ToolLockError};
 pub use wanted::{LockInputs, WantedTool, WantedVersion};
 
@@ -153,10 +153,10 @@ fn select_backend<'b>(
     }
     let names: Vec<String> = tool.id.backends.iter().map(|b| b.to_string()).collect();
     let supported: Vec<&str> = backends.keys().map(|k| k.prefix()).collect();
+    let via = if names == [tool.name.clone()] { String::new() } else { format!(" (through {})", names.join(", ")) };
     Err(ResolveError::Unsupported(format!(
-        "`{}` ({}) cannot be locked yet: sbx locks these backends: {}",
+        "`{}`{via} is not supported yet: sbx locks the backends {}",
         tool.name,
-        names.join(", "),
         supported.join(", ")
     )))
 }
@@ -232,18 +232,22 @@ async fn lock_version(
         .and_then(|p| p.tools.get(&tool.name))
         .map(|v| v.iter().filter(|t| t.backend == backend_name).collect())
         .unwrap_or_default();
+    let mise_pins = run.mise_pins.get(&tool.name);
     if !upgrading {
-        // Unchanged request, options and platforms: keep the entry as it is, no network.
+        // Unchanged request, options and platforms, and no mise.lock pin saying otherwise: keep
+        // the entry as it is, no network.
         let platforms: BTreeSet<_> = run.inputs.platforms.iter().collect();
-        if let Some(same) = previous
-            .iter()
-            .find(|t| t.request == request_text && t.options == backend_ref.options && covers(t, &platforms))
-        {
+        if let Some(same) = previous.iter().find(|t| {
+            t.request == request_text
+                && t.options == backend_ref.options
+                && covers(t, &platforms)
+                && mise_pins.is_none_or(|pins| pins.contains(&t.version))
+        }) {
             return Ok(((*same).clone(), true));
         }
     }
     // mise.lock pins win over resolution: the host already runs that version.
-    if let Some(pins) = run.mise_pins.get(&tool.name) {
+    if let Some(pins) = mise_pins {
         return match pins.iter().find(|v| request_matches(&wanted.request, v)) {
             Some(v) => Ok((backend.lock(&ctx, &backend_ref, &wanted.request, v).await?, false)),
             None => Err(ResolveError::Unsupported(format!(

@@ -253,7 +253,7 @@ async fn every_failure_is_reported_with_its_origin() {
         messages.iter().any(|m| m.contains("unknown tool `nodee`") && m.contains("did you mean `node`")),
         "{messages:#?}"
     );
-    assert!(messages.iter().any(|m| m.contains("pipx:black") && m.contains("cannot be locked yet")), "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("pipx:black") && m.contains("not supported yet")), "{messages:#?}");
     assert!(messages.iter().any(|m| m.contains("host directory")), "{messages:#?}");
     assert!(err.tools.iter().all(|e| e.location.starts_with("/p/mise.toml:")));
     let nomatch = err.tools.iter().find(|e| e.tool == "node").unwrap();

@@ -130,7 +130,8 @@ pub fn read(path: &std::path::Path) -> miette::Result<Option<Lockfile>> {
 fn check(project: &Project, inputs: &LockInputs, out: Output) -> miette::Result<Exit> {
     let path = project.lockfile_path();
     let lock = read(&path)?;
-    match lock::check(inputs, lock.as_ref()) {
+    let mise_pins = sbx_mise::lockfile::mise_lock::read_pins(&project.root)?;
+    match lock::check_with_mise_pins(inputs, lock.as_ref(), &mise_pins) {
         Staleness::Current => {
             if !out.quiet {
                 eprintln!("{} is up to date", path.display());
