@@ -1,3 +1,367 @@
-//! End-to-end tests of sbx start and the sandbox lifecycle commands.
+//! End-to-end tests of sbx start and the sandbox lifecycle commands, on every runtime.
+//!
+//! Most tests run the real `sbx` binary on a project whose `.sbx/image` is a small busybox
+//! image written here (an OCI layout with a `mytool` that prints its version), so they need
+//! neither the network nor `sbx build`. State and caches go to the test's temp dir.
 
 mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use sha2::{Digest, Sha256};
+
+/// A project with a busybox image in `.sbx/image`, and a private state/cache dir.
+struct Fixture {
+    tmp: tempfile::TempDir,
+}
+
+fn blob(layout: &Path, data: &[u8]) -> String {
+    let hex = hex::encode(Sha256::digest(data));
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&hex), data).unwrap();
+    format!("sha256:{hex}")
+}
+
+/// A busybox image with `/opt/tool/bin/mytool` printing `mytool 1.2.3`, as an OCI layout.
+fn write_image(layout: &Path, work: &Path) {
+    let root = work.join("rootfs");
+    for d in ["bin", "etc", "tmp", "home", "proc", "dev", "opt/tool/bin", "usr/bin"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "busybox-static is not installed: run .ci/install-deps");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = StdCommand::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(root.join("opt/tool/bin/mytool"), "#!/bin/sh\necho \"mytool 1.2.3\"\n").unwrap();
+    let status = StdCommand::new("chmod").arg("755").arg(root.join("opt/tool/bin/mytool")).status().unwrap();
+    assert!(status.success());
+    let tar = work.join("layer.tar");
+    let status = StdCommand::new("tar")
+        .args(["--create", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--file"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar failed");
+    let layer = std::fs::read(&tar).unwrap();
+    let layer_digest = blob(layout, &layer);
+    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "config": {"Env": ["PATH=/opt/tool/bin:/bin", "IMAGE_VAR=1"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let config_digest = blob(layout, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let manifest_digest = blob(layout, &manifest);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(),
+    }]});
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+impl Fixture {
+    /// A project with `sbx_toml` as its `.sbx.toml`, a lockfile, and the image built after it.
+    fn new(sbx_toml: &str) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let project = tmp.path().join("project");
+        std::fs::create_dir_all(project.join(".sbx")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("home")).unwrap();
+        std::fs::write(project.join(".sbx.toml"), sbx_toml).unwrap();
+        std::fs::write(project.join("mise.toml"), "[tools]\n").unwrap();
+        std::fs::write(project.join("sbx.lock"), "# test lockfile\n").unwrap();
+        write_image(&project.join(".sbx/image"), tmp.path());
+        Fixture { tmp }
+    }
+
+    fn project(&self) -> PathBuf {
+        self.tmp.path().join("project")
+    }
+
+    /// `sbx -C project …` with a clean environment, private state and cache.
+    fn sbx(&self) -> assert_cmd::Command {
+        let mut cmd = support::sbx(&self.tmp.path().join("home"));
+        cmd.env("SBX_STATE_DIR", self.tmp.path().join("state"))
+            .env("SBX_CACHE_DIR", self.tmp.path().join("cache"))
+            .arg("-C")
+            .arg(self.project());
+        cmd
+    }
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn tool_version_and_exit_codes(runtime: &str) {
+    let f = Fixture::new("[sandbox]\nagent = \"shell\"\n");
+    let out = f.sbx().args(["start", "--runtime", runtime, "--", "mytool", "--version"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "mytool 1.2.3");
+    let out = f.sbx().args(["start", "--runtime", runtime, "--", "sh", "-c", "exit 42"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    // The workspace is the project, read-write at its own path.
+    let args = ["start", "--runtime", runtime, "--", "sh", "-c", "pwd; echo hi > made-inside"];
+    let out = f.sbx().args(args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), f.project().display().to_string());
+    assert_eq!(std::fs::read_to_string(f.project().join("made-inside")).unwrap(), "hi\n");
+}
+
+#[test]
+fn bwrap_tool_version_and_exit_codes() {
+    tool_version_and_exit_codes("bwrap");
+}
+
+#[test]
+fn gvisor_tool_version_and_exit_codes() {
+    tool_version_and_exit_codes("gvisor");
+}
+
+fn env_from_nothing_with_secrets(runtime: &str) {
+    let f = Fixture::new(
+        "[sandbox]\nrequired_secrets = [\"ANTHROPIC_API_KEY\", \"PLAIN_TOKEN\", \"FROM_CMD\"]\n\
+         [secrets]\nanthropic = { env = \"ANTHROPIC_API_KEY\" }\nFROM_CMD = { command = \"echo from-command\" }\n",
+    );
+    let out = f
+        .sbx()
+        .env("ANTHROPIC_API_KEY", "sk-real-anthropic-key")
+        .env("PLAIN_TOKEN", "plain-value")
+        .env("HOST_CANARY", "must-not-leak")
+        .args(["start", "--runtime", runtime, "--", "env"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = stdout(&out);
+    assert!(!env.contains("must-not-leak") && !env.contains("HOST_CANARY"), "{env}");
+    assert!(!env.contains("sk-real-anthropic-key"), "the real key must stay outside: {env}");
+    assert!(env.contains("ANTHROPIC_API_KEY=sbx-sentinel-anthropic"), "{env}");
+    assert!(env.contains("PLAIN_TOKEN=plain-value") && env.contains("FROM_CMD=from-command"), "{env}");
+    assert!(env.contains("IMAGE_VAR=1") && env.contains("HTTPS_PROXY=http://127.0.0.1:3128"), "{env}");
+    assert!(env.contains("SSL_CERT_FILE=/.sbx/ca.pem"), "an injected credential needs the proxy's CA: {env}");
+    let allowed = [
+        "PATH",
+        "HOME",
+        "TERM",
+        "LANG",
+        "IMAGE_VAR",
+        "PWD",
+        "SHLVL",
+        "ANTHROPIC_API_KEY",
+        "PLAIN_TOKEN",
+        "FROM_CMD",
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+    ];
+    for line in env.lines() {
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        let proxy = key.to_ascii_uppercase().ends_with("_PROXY");
+        assert!(allowed.contains(&key) || proxy, "unexpected variable {key} in the sandbox");
+    }
+}
+
+#[test]
+fn bwrap_env_from_nothing_with_secrets() {
+    env_from_nothing_with_secrets("bwrap");
+}
+
+#[test]
+fn gvisor_env_from_nothing_with_secrets() {
+    env_from_nothing_with_secrets("gvisor");
+}
+
+#[test]
+fn missing_secrets_stop_the_start_and_say_how() {
+    let f = Fixture::new(
+        "[sandbox]\nrequired_secrets = [\"ANTHROPIC_API_KEY\", \"OTHER_TOKEN\", \"BROKEN\"]\n\
+         [secrets]\nanthropic = { env = \"ANTHROPIC_API_KEY\" }\nBROKEN = { command = \"exit 3\" }\n",
+    );
+    let out = f.sbx().args(["start", "--runtime", "bwrap", "--", "touch", "started"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("3 required secrets are missing: ANTHROPIC_API_KEY, OTHER_TOKEN, BROKEN"), "{err}");
+    assert!(err.contains("export ANTHROPIC_API_KEY="), "{err}");
+    assert!(err.contains("export OTHER_TOKEN=") && err.contains("[secrets]"), "{err}");
+    assert!(err.contains("the command `exit 3`"), "{err}");
+    assert!(!f.project().join("started").exists(), "nothing may start");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_starts_nothing() {
+    let f = Fixture::new(
+        "[sandbox]\nagent = \"claude\"\nrequired_secrets = [\"ANTHROPIC_API_KEY\"]\nextra_workspaces = [\"docs\"]\n",
+    );
+    std::fs::create_dir_all(f.project().join("docs")).unwrap();
+    let out = f
+        .sbx()
+        .env("ANTHROPIC_API_KEY", "sk-secret-value")
+        .args(["start", "--dry-run", "--name", "plan"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("sandbox   plan"), "{text}");
+    assert!(text.contains("command   claude"), "{text}");
+    assert!(text.contains(&format!("{} (read-only)", f.project().join("docs").display())), "{text}");
+    assert!(text.contains("built, up to date with sbx.lock"), "{text}");
+    assert!(text.contains("ANTHROPIC_API_KEY = sentinel `sbx-sentinel-anthropic`"), "{text}");
+    assert!(text.contains("~/.claude"), "{text}");
+    assert!(!text.contains("sk-secret-value"), "the plan must not print secrets: {text}");
+    assert!(!f.tmp.path().join("state/sandboxes/plan").exists(), "a dry run creates nothing");
+}
+
+#[test]
+fn stale_or_missing_image_is_not_started() {
+    let f = Fixture::new("");
+    // The lockfile changed after the image was built.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(f.project().join("sbx.lock"), "# changed\n").unwrap();
+    let out = f.sbx().args(["start", "--runtime", "bwrap", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("sbx build"), "{}", stderr(&out));
+}
+
+fn detached_lifecycle(runtime: &str) {
+    let f = Fixture::new("");
+    let out = f
+        .sbx()
+        .args(["start", "--detach", "--name", "bg", "--runtime", runtime, "--", "sh", "-c", "echo up; sleep 300"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "bg");
+    let ls = f.sbx().args(["ls", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(list[0]["name"], "bg");
+    assert_eq!(list[0]["status"], "running");
+    assert_eq!(list[0]["runtime"], runtime);
+    let table = stdout(&f.sbx().arg("ls").output().unwrap());
+    assert!(table.contains("bg") && table.contains("running"), "{table}");
+    // A second start of a running name is refused.
+    let again = f.sbx().args(["start", "--detach", "--name", "bg", "--", "true"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already running"), "{}", stderr(&again));
+    // exec runs in the same sandbox (it sees the sleep) and passes its exit code through.
+    let exec = f.sbx().args(["exec", "bg", "--", "sh", "-c", "ps | grep -q 'sleep 300' && exit 7"]).output();
+    assert_eq!(exec.unwrap().status.code(), Some(7));
+    // The proxy serves the detached sandbox: a blocked name gets the proxy's 403.
+    let probe = "wget -O /dev/null http://blocked.invalid/ 2>&1";
+    let exec = f.sbx().args(["exec", "bg", "--", "sh", "-c", probe]).output().unwrap();
+    assert!(stdout(&exec).contains("403"), "the proxy must answer: {}", stdout(&exec));
+    let stop = f.sbx().args(["stop", "bg"]).output().unwrap();
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    let ls = f.sbx().args(["ls", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_ne!(list[0]["status"], "running");
+    let exec = f.sbx().args(["exec", "bg", "--", "true"]).output().unwrap();
+    assert_eq!(exec.status.code(), Some(1));
+    let rm = f.sbx().args(["rm", "bg"]).output().unwrap();
+    assert!(rm.status.success(), "{}", stderr(&rm));
+    let ls = f.sbx().args(["ls", "--json"]).output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&ls.stdout).unwrap(), serde_json::json!([]));
+    assert!(!f.tmp.path().join("state/sandboxes/bg").exists());
+}
+
+#[test]
+fn bwrap_detached_ls_exec_stop_rm() {
+    detached_lifecycle("bwrap");
+}
+
+#[test]
+fn gvisor_detached_ls_exec_stop_rm() {
+    detached_lifecycle("gvisor");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = StdCommand::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn branch_auto_puts_the_agent_on_its_own_worktree() {
+    let f = Fixture::new("[sandbox]\nbranch = \"auto\"\n");
+    let p = f.project();
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"]);
+    let args = ["start", "--name", "wt", "--runtime", "bwrap", "--", "sh", "-c", "pwd; touch agent.txt"];
+    let out = f.sbx().args(args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wt = PathBuf::from(stdout(&out).trim());
+    assert_eq!(wt, p.join(".sbx/worktrees/sbx_wt"), "the workspace is the worktree");
+    assert!(wt.join("agent.txt").exists());
+    assert!(!p.join("agent.txt").exists(), "the user's checkout is untouched");
+    let head = StdCommand::new("git").arg("-C").arg(&wt).args(["rev-parse", "--abbrev-ref", "HEAD"]).output();
+    assert_eq!(String::from_utf8(head.unwrap().stdout).unwrap().trim(), "sbx/wt");
+    // A second start reuses the worktree.
+    let again = f.sbx().args(["start", "--name", "wt", "--runtime", "bwrap", "--", "ls", "agent.txt"]).output();
+    assert!(again.unwrap().status.success());
+}
+
+#[test]
+fn branch_worktree_keeps_git_hooks_read_only() {
+    let f = Fixture::new("[sandbox]\nbranch = \"agent-work\"\n");
+    let p = f.project();
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"]);
+    let hooks = p.join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let script = format!(
+        "pwd; echo x > {0}/pre-commit 2>/dev/null && echo HOOK-WRITTEN; echo y >> {1} 2>/dev/null && echo CONFIG-WRITTEN; \
+         touch {2}/objects/agent-can-write && echo OBJECTS-OK",
+        hooks.display(),
+        p.join(".git/config").display(),
+        p.join(".git").display()
+    );
+    let out = f.sbx().args(["start", "--runtime", "bwrap", "--", "sh", "-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&p.join(".sbx/worktrees/agent-work").display().to_string()), "{text}");
+    assert!(!text.contains("HOOK-WRITTEN") && !text.contains("CONFIG-WRITTEN"), "{text}");
+    assert!(text.contains("OBJECTS-OK"), "commits need the object store: {text}");
+    assert!(!hooks.join("pre-commit").exists());
+}
+
+#[test]
+fn doctor_reports_every_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = support::sbx(tmp.path()).args(["doctor", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["auto"], "gvisor", "auto picks the strongest runtime that works: {report}");
+    let names: Vec<&str> =
+        report["runtimes"].as_array().unwrap().iter().map(|r| r["runtime"].as_str().unwrap()).collect();
+    assert_eq!(names, ["gvisor", "bwrap"]);
+    let text = stdout(&support::sbx(tmp.path()).arg("doctor").output().unwrap());
+    assert!(text.contains("gvisor") && text.contains("auto picks this one"), "{text}");
+}
+
+#[test]
+fn unknown_runtime_is_a_usage_error_with_help() {
+    let f = Fixture::new("");
+    let out = f.sbx().args(["start", "--runtime", "vmware", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown runtime `vmware`"), "{}", stderr(&out));
+}

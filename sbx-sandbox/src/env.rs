@@ -11,6 +11,39 @@ pub const CA_PATH: &str = "/.sbx/ca.pem";
 /// `PATH` used when the image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// CA bundles of common base images, relative to the rootfs (Debian/Ubuntu/Alpine, Fedora/RHEL, others).
+const SYSTEM_BUNDLES: &[&str] =
+    &["etc/ssl/certs/ca-certificates.crt", "etc/pki/tls/certs/ca-bundle.crt", "etc/ssl/cert.pem"];
+
+/// Replaces the injection CA mount of `plan` with a bundle of that CA plus the image's own CA
+/// bundle (if it has one), written to the sandbox's state dir. The CA variables (`SSL_CERT_FILE`,
+/// …) replace a program's trust store, so a bundle holding only sbx's CA would break TLS to every
+/// host the proxy does not intercept.
+pub fn install_ca_bundle(plan: &mut crate::spec::LaunchPlan) -> crate::Result<()> {
+    use crate::error::Error;
+    let Some(mount) = plan.mounts.iter_mut().find(|m| m.dest == std::path::Path::new(CA_PATH)) else {
+        return Ok(());
+    };
+    let mut bundle = std::fs::read(&mount.source).map_err(Error::io("reading the proxy CA", &mount.source))?;
+    if !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    for rel in SYSTEM_BUNDLES {
+        let path = plan.rootfs.join(rel);
+        // Only regular files inside the rootfs (a symlink could point anywhere on the host).
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+            && let Ok(system) = std::fs::read(&path)
+        {
+            bundle.extend_from_slice(&system);
+            break;
+        }
+    }
+    let out = plan.state_dir.join("ca-bundle.pem");
+    std::fs::write(&out, &bundle).map_err(Error::io("writing the CA bundle", &out))?;
+    mount.source = out;
+    Ok(())
+}
+
 /// What the environment is built from.
 #[derive(Debug, Clone)]
 pub struct EnvInput<'a> {

@@ -31,4 +31,4 @@ pub use error::{Error, Result};
 pub use lifecycle::{Event, Outcome, SandboxInfo, Sandboxes};
 pub use rootfs::{PreparedRootfs, RootfsCache};
 pub use runtime::{Runtime, RuntimeChoice, RuntimeKind};
-pub use spec::{ExtraWorkspace, LaunchPlan, SandboxSpec};
+pub use spec::{ExtraWorkspace, HomeMount, LaunchPlan, SandboxSpec};

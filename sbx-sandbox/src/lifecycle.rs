@@ -133,8 +133,9 @@ impl Sandboxes {
         if rootfs.unpacked {
             on_event(Event::Unpacking { digest: &rootfs.manifest_digest });
         }
-        let plan = self.plan(spec, &rootfs)?;
+        let mut plan = self.plan(spec, &rootfs)?;
         fs::create_dir_all(&plan.state_dir).map_err(Error::io("creating the sandbox state dir", &plan.state_dir))?;
+        crate::env::install_ca_bundle(&mut plan)?;
         let launch = rt.launch(&plan)?;
         let mut record = SandboxRecord {
             name: spec.name.clone(),
@@ -254,6 +255,18 @@ impl Sandboxes {
         drop(keep);
         let status = child.wait().map_err(Error::io("waiting for the command", &record.plan.state_dir))?;
         Ok(exit_code(status))
+    }
+
+    /// Whether sandbox `name` is running its command yet (so `exec` works): for callers that
+    /// start a sandbox attached in another process and wait for it.
+    pub fn is_ready(&self, name: &str) -> bool {
+        match self.store.load(name) {
+            Ok(record) => match (record.status(), record.pid) {
+                (Status::Running, Some(pid)) => record.runtime.runtime().ready(&record.plan, pid),
+                _ => false,
+            },
+            Err(_) => false,
+        }
     }
 
     /// Lists all sandboxes with their status.

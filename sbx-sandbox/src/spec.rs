@@ -28,6 +28,16 @@ pub struct ExtraWorkspace {
     pub writable: bool,
 }
 
+/// A host directory mounted inside the sandbox user's home (e.g. an agent's configuration
+/// directory kept per sandbox), so what the agent writes there survives a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeMount {
+    /// Absolute host directory.
+    pub source: PathBuf,
+    /// Path relative to the home directory (`.claude`, `.config/opencode`); no `..`.
+    pub path: PathBuf,
+}
+
 /// Everything the CLI decides about one sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -59,6 +69,9 @@ pub struct SandboxSpec {
     pub hostname: Option<String>,
     /// Run in the background (outliving the calling process) instead of attached.
     pub detach: bool,
+    /// Directories mounted read-write under the home directory.
+    #[serde(default)]
+    pub home_mounts: Vec<HomeMount>,
 }
 
 impl SandboxSpec {
@@ -78,6 +91,7 @@ impl SandboxSpec {
             runtime: RuntimeChoice::Auto,
             hostname: None,
             detach: false,
+            home_mounts: Vec::new(),
         }
     }
 }
@@ -169,8 +183,22 @@ impl LaunchPlan {
         }
         mounts.push(BindMount { source: workspace.clone(), dest: workspace.clone(), writable: true });
         for extra in &spec.extra_workspaces {
-            let p = absolute_dir(&extra.path, "extra workspace")?;
+            // A directory, or a single file mounted over a part of a writable one (read-only
+            // `.git/config` inside a writable `.git`, say).
+            let p = extra
+                .path
+                .canonicalize()
+                .map_err(|e| Error::Spec(format!("extra workspace {}: {e}", extra.path.display())))?;
             mounts.push(BindMount { source: p.clone(), dest: p, writable: extra.writable });
+        }
+        for hm in &spec.home_mounts {
+            let safe = !hm.path.as_os_str().is_empty()
+                && hm.path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe {
+                return Err(Error::Spec(format!("home mount {} must be a relative path", hm.path.display())));
+            }
+            let source = absolute_dir(&hm.source, "home mount")?;
+            mounts.push(BindMount { source, dest: Path::new(&home).join(&hm.path), writable: true });
         }
         if spec.tty {
             init.push("--tty".into());

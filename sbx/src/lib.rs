@@ -4,9 +4,11 @@
 //! The CLI's wiring lives in this crate's library so it can be tested; the tool logic lives in
 //! the `sbx-*` library crates.
 
+pub mod agents;
 pub mod cli;
 pub mod commands;
 pub mod diff_render;
+pub mod launch;
 pub mod network;
 pub mod output;
 pub mod progress;

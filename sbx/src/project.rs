@@ -1,13 +1,16 @@
 //! A project: its root directory, the merged mise configuration and `.sbx.toml`.
 //!
 //! Merge rule: `.sbx.toml`'s `[tools]` win over the mise files for the same tool (for the
-//! sandbox only; the host's mise never reads `.sbx.toml`).
+//! sandbox only; the host's mise never reads `.sbx.toml`). When `[sandbox] agent` names an agent
+//! carried by an npm package, that package is an extra sandbox tool (`npm:<package>` = `latest`,
+//! attributed to the `agent` line) unless the configuration already lists it, so `sbx lock` pins
+//! it and `sbx build` installs it like any other tool.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sbx_mise::ConfigError;
-use sbx_mise::config::{self, DiscoverOptions, MiseConfig};
+use sbx_mise::config::{self, DiscoverOptions, MiseConfig, ToolEntry, ToolOptions, ToolVersion};
+use sbx_mise::{ConfigError, ToolId, VersionRequest};
 
 use crate::sbx_toml::{self, SbxToml};
 
@@ -35,7 +38,28 @@ impl Project {
         let opts = DiscoverOptions { project_dir: root.clone(), env: env.clone(), include_global };
         let mut mise = config::load(&opts)?;
         mise.overlay_tools(sbx.tools.clone());
+        if let Some(entry) = agent_tool(&sbx, &mise) {
+            mise.overlay_tools(vec![entry]);
+        }
         Ok(Self { root, mise, sbx, env })
+    }
+
+    /// The sandbox's name when `--name` is not given: the project folder's name and a short
+    /// hash of its path (two checkouts of one repository get different sandboxes).
+    pub fn default_sandbox_name(&self) -> String {
+        use sha2::Digest;
+        let base: String = self
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .take(40)
+            .collect();
+        let base = base.trim_matches('-');
+        let hash = hex::encode(sha2::Sha256::digest(self.root.to_string_lossy().as_bytes()));
+        if base.is_empty() { format!("sbx-{}", &hash[..8]) } else { format!("{base}-{}", &hash[..8]) }
     }
 
     /// The project's own state directory (`.sbx/`: built images, lock files), created on
@@ -60,4 +84,18 @@ impl Project {
     pub fn image_dir(&self) -> PathBuf {
         self.root.join(".sbx").join("image")
     }
+}
+
+/// The agent's npm package as a tool entry, unless the configuration lists it already.
+fn agent_tool(sbx: &SbxToml, mise: &MiseConfig) -> Option<ToolEntry> {
+    let agent = sbx.sandbox.agent.value?;
+    let origin = sbx.sandbox.agent.origin.clone()?;
+    let name = crate::agents::preset(agent).tool_name()?;
+    if mise.tools.contains_key(&name) {
+        return None;
+    }
+    let id = ToolId::parse(&name).ok()?;
+    let version =
+        ToolVersion { request: VersionRequest::Latest, origin: origin.clone(), options: ToolOptions::default() };
+    Some(ToolEntry { id, origin, versions: vec![version] })
 }

@@ -39,8 +39,12 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The runsc container id: the name plus a hash of the state dir, since runsc's control socket
+/// is host-global (two state dirs with a sandbox of the same name must not collide).
 fn container_id(plan: &LaunchPlan) -> String {
-    format!("sbx-{}", plan.name)
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(plan.state_dir.as_os_str().as_encoded_bytes()));
+    format!("sbx-{}-{}", plan.name, &hash[..8])
 }
 
 fn runsc(plan: &LaunchPlan) -> Result<Command> {

@@ -1,0 +1,151 @@
+//! The sandbox's egress proxy: started before the sandbox, stopped after it, by the process
+//! that owns the sandbox (`sbx start` when attached, the supervisor when detached).
+//!
+//! Files, per sandbox (under the sandbox's state dir, `<state>/sandboxes/<name>/`): the audit
+//! log (sbx-proxy's name for it), `ca.pem` (the injection CA's certificate, public), and the
+//! Unix socket alone in a directory of its own (`sock/proxy.sock`, or a short private
+//! directory under `/tmp` when the state dir's path is too long for a socket address), since
+//! that directory is what the sandbox sees.
+
+use std::path::{Path, PathBuf};
+
+use miette::{IntoDiagnostic, WrapErr, miette};
+use sbx_proxy::{CidrRule, DomainRule, PolicyConfig, Preset, Proxy, ProxyHandle, ProxyOptions};
+
+use super::secrets::ResolvedSecret;
+use crate::project::Project;
+use crate::sbx_toml::NetworkPolicy;
+
+/// Longest Unix socket path we use (`sun_path` is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Where one sandbox's proxy keeps its files.
+#[derive(Debug, Clone)]
+pub struct ProxyPaths {
+    /// The proxy's state dir (audit log).
+    pub state_dir: PathBuf,
+    /// The Unix socket (alone in its directory).
+    pub socket: PathBuf,
+    /// The CA certificate file.
+    pub ca: PathBuf,
+}
+
+/// The paths for the sandbox whose state dir is `state_dir`.
+pub fn paths(name: &str, state_dir: &Path) -> ProxyPaths {
+    let mut socket = state_dir.join("sock").join("proxy.sock");
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(state_dir.to_string_lossy().as_bytes()));
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        socket = std::env::temp_dir().join(format!("sbx-{uid}-{}-{}", &hash[..12], name.len())).join("proxy.sock");
+    }
+    ProxyPaths { state_dir: state_dir.to_path_buf(), socket, ca: state_dir.join("ca.pem") }
+}
+
+/// The project's network policy for the proxy.
+pub fn policy(project: &Project) -> miette::Result<PolicyConfig> {
+    let s = &project.sbx.sandbox;
+    let preset = match s.network_policy.value {
+        NetworkPolicy::AllowAll => Preset::AllowAll,
+        NetworkPolicy::Balanced => Preset::Balanced,
+        NetworkPolicy::DenyAll => Preset::DenyAll,
+    };
+    let source = s.network_policy.origin.as_ref().map_or_else(|| "default".to_string(), |o| o.to_string());
+    let rules = |list: &[sbx_mise::Spanned<String>]| -> miette::Result<Vec<DomainRule>> {
+        list.iter()
+            .map(|d| {
+                DomainRule::parse(&d.value, d.origin.to_string())
+                    .map_err(|e| miette!(help = "fix the domain in .sbx.toml", "{}: {e}", d.origin))
+            })
+            .collect()
+    };
+    let cidrs = |list: &[sbx_mise::Spanned<String>]| -> miette::Result<Vec<CidrRule>> {
+        list.iter()
+            .map(|d| {
+                CidrRule::parse(&d.value, d.origin.to_string())
+                    .map_err(|e| miette!(help = "fix the address range in .sbx.toml", "{}: {e}", d.origin))
+            })
+            .collect()
+    };
+    Ok(PolicyConfig {
+        preset,
+        preset_source: source,
+        allowed_domains: rules(&s.allowed_domains)?,
+        blocked_domains: rules(&s.blocked_domains)?,
+        allowed_cidrs: cidrs(&s.allowed_cidrs)?,
+        blocked_cidrs: cidrs(&s.blocked_cidrs)?,
+    })
+}
+
+/// A proxy running on its own tokio runtime for as long as this value lives.
+pub struct RunningProxy {
+    runtime: tokio::runtime::Runtime,
+    handle: ProxyHandle,
+    /// Its files.
+    pub paths: ProxyPaths,
+    /// Whether a credential is injected (the sandbox must trust the CA).
+    pub injects: bool,
+}
+
+impl RunningProxy {
+    /// Starts the proxy for sandbox `name` of `project`.
+    pub fn start(project: &Project, name: &str, state_dir: &Path, secrets: &[ResolvedSecret]) -> miette::Result<Self> {
+        let paths = paths(name, state_dir);
+        let sock_dir = paths.socket.parent().unwrap_or(state_dir);
+        create_private_dir(sock_dir)?;
+        let mut opts = ProxyOptions::new(name, &paths.state_dir);
+        opts.policy = policy(project)?;
+        opts.injections = secrets.iter().filter_map(ResolvedSecret::injection_rule).collect();
+        opts.socket_path = Some(paths.socket.clone());
+        let injects = !opts.injections.is_empty();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sbx-proxy")
+            .enable_all()
+            .build()
+            .into_diagnostic()
+            .wrap_err("cannot start the proxy's runtime")?;
+        let handle = runtime.block_on(Proxy::start(opts)).map_err(|e| {
+            miette!(help = "check the network settings in .sbx.toml (`sbx policy show`)", "cannot start the proxy: {e}")
+        })?;
+        write_file(&paths.ca, handle.ca_cert_pem().as_bytes())?;
+        Ok(RunningProxy { runtime, handle, paths, injects })
+    }
+
+    /// Stops listening and closes every connection.
+    pub fn stop(self) {
+        let RunningProxy { runtime, handle, paths, .. } = self;
+        runtime.block_on(handle.shutdown());
+        if let Some(dir) = paths.socket.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> miette::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| miette!("cannot create the proxy socket directory {}: {e}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir).into_diagnostic()?;
+    // SAFETY: getuid has no preconditions.
+    if !meta.is_dir() || meta.uid() != unsafe { libc::getuid() } {
+        return Err(miette!(
+            help = "remove it; sbx creates it itself",
+            "{} is not a directory of yours; refusing to put the proxy socket there",
+            dir.display()
+        ));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).into_diagnostic()?;
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).into_diagnostic()?;
+    }
+    std::fs::write(path, bytes).map_err(|e| miette!("cannot write {}: {e}", path.display()))
+}
