@@ -185,6 +185,7 @@ fn a_project_locks_completely_and_calmly() {
                     tool.version
                 );
                 assert!(artifact.url.starts_with(env.server.base_url()), "{}", artifact.url);
+                assert!(artifact.size.is_some_and(|s| s > 0), "{name}@{} {platform} has no size", tool.version);
             }
         }
     }

@@ -173,7 +173,10 @@ impl HttpClient {
     }
 
     fn request(&self, url: &str) -> reqwest::RequestBuilder {
-        let mut req = self.client.get(url);
+        self.authorized(self.client.get(url), url)
+    }
+
+    fn authorized(&self, mut req: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
         if let Some((_, token)) = self.options.bearer_tokens.iter().find(|(prefix, _)| url.starts_with(prefix.as_str()))
         {
             req = req.bearer_auth(token);
@@ -285,6 +288,35 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    async fn size_uncached(&self, url: &str) -> Result<Option<u64>, FetchError> {
+        let key = format!("size-of {url}");
+        if let Some(entry) = self.cache.read(&key) {
+            return Ok(serde_json::from_slice(&entry.body).ok());
+        }
+        if self.options.offline {
+            return Err(FetchError::Offline { url: url.to_string() });
+        }
+        let size = self
+            .with_retries(url, || async {
+                let resp = self.authorized(self.client.head(url), url).send().await.map_err(|e| transport(url, &e))?;
+                check_status(url, resp.status().as_u16())?;
+                Ok(resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()))
+            })
+            .await?;
+        if let Some(size) = size
+            && let Ok(body) = serde_json::to_vec(&size)
+        {
+            let _ = self.cache.write(&key, None, None, &body);
+        }
+        Ok(size)
+    }
+}
+
 /// A downloaded artifact's digest, cached so offline runs and re-locks need not download again.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct DigestRecord {
@@ -330,6 +362,10 @@ impl Fetch for HttpClient {
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {
         let cell = cell(&self.digests, url);
         cell.get_or_try_init(|| self.sha256_uncached(url)).await.cloned()
+    }
+
+    async fn size_of(&self, url: &str) -> Result<Option<u64>, FetchError> {
+        self.size_uncached(url).await
     }
 }
 

@@ -164,6 +164,12 @@ pub trait Fetch: Send + Sync {
     /// Download an artifact and return its sha256 (hex) and size, for upstreams that publish
     /// no checksum. Large bodies are streamed, not kept in memory.
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError>;
+    /// The size of an artifact as its server announces it (`Content-Length` of a HEAD
+    /// request), for upstreams whose checksum lists carry no sizes; `None` when the server
+    /// does not say. The default knows no sizes.
+    async fn size_of(&self, _url: &str) -> Result<Option<u64>, FetchError> {
+        Ok(None)
+    }
 }
 
 /// Everything a backend needs besides the tool itself.

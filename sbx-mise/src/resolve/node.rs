@@ -105,16 +105,21 @@ impl Backend for NodeBackend {
         let sums_url = format!("{base}/SHASUMS256.txt");
         let body = ctx.fetch.get(&sums_url).await?;
         let sums = super::parse_checksum_list(&String::from_utf8_lossy(&body));
-        let mut platforms = BTreeMap::new();
+        let mut artifacts = Vec::new();
         for &platform in ctx.platforms {
             let file = artifact_name(version, platform);
             let hash = sums
                 .get(&file)
                 .ok_or_else(|| ResolveError::MissingChecksum { url: sums_url.clone(), file: file.clone() })?;
-            let artifact =
-                Artifact { url: format!("{base}/{file}"), checksum: Checksum::Sha256(hash.clone()), size: None };
-            platforms.insert(platform, artifact);
+            artifacts.push((platform, format!("{base}/{file}"), hash.clone()));
         }
+        // SHASUMS256.txt carries no sizes; the mirror announces them (one HEAD per artifact).
+        let sizes = futures::future::try_join_all(artifacts.iter().map(|(_, url, _)| ctx.fetch.size_of(url))).await?;
+        let platforms: BTreeMap<_, _> = artifacts
+            .into_iter()
+            .zip(sizes)
+            .map(|((platform, url, hash), size)| (platform, Artifact { url, checksum: Checksum::Sha256(hash), size }))
+            .collect();
         Ok(super::locked_artifacts(tool, request, version, platforms))
     }
 }
