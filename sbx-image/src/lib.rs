@@ -28,6 +28,7 @@ pub mod fetch;
 pub mod install;
 pub mod layer;
 pub mod npm;
+mod npm_native;
 pub mod oci;
 pub mod output;
 pub mod pipx;

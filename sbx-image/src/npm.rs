@@ -29,6 +29,7 @@ pub fn install_npm(root_name: &str, packages: &[(LockedPackage, PathBuf)], dest:
         })?;
         extract(archive, ArchiveKind::TarGz, &lib.join(rel), Strip::One, "")?;
     }
+    crate::npm_native::place_native_binary(root_name, &lib)?;
     for (pkg, _) in packages {
         let location = pkg.location.as_deref().unwrap_or_default();
         let pkg_dir = lib.join(location);
