@@ -252,6 +252,22 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.o
 application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 impl Registry {
+    /// Fetches a manifest or blob (`kind` = `manifests` or `blobs`) by digest, checking that
+    /// the bytes hash to it (used by `sbx verify`).
+    pub async fn fetch_verified(&self, kind: &str, digest: &str) -> Result<Vec<u8>> {
+        self.get_verified(kind, digest).await
+    }
+
+    /// Fetches the manifest or index `tag` points at, with the digest of the bytes received.
+    pub async fn fetch_tagged(&self, tag: &str) -> Result<(Vec<u8>, String)> {
+        let url = format!("{}/manifests/{tag}", self.base);
+        let resp = self.send_accept(&url).await?;
+        let resp = self.ensure_success(resp, &url, "the download").await?;
+        let bytes = resp.bytes().await.map_err(|e| self.err(&url, e.to_string(), "retry"))?;
+        let digest = crate::digest::sha256_digest(&bytes);
+        Ok((bytes.to_vec(), digest))
+    }
+
     /// Fetches a blob or manifest and checks it hashes to `digest`.
     async fn get_verified(&self, kind: &str, digest: &str) -> Result<Vec<u8>> {
         let url = format!("{}/{kind}/{digest}", self.base);
