@@ -95,28 +95,68 @@ impl LockDiff {
     }
 }
 
+/// What to compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiffOptions {
+    /// Compare artifacts (URL, checksum) and closures under unchanged versions. Off when one
+    /// side is an image's view, whose "artifacts" are install trees, not downloads: then only
+    /// tools, versions, Linux platforms and per-platform base digests are compared.
+    pub artifacts: bool,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        Self { artifacts: true }
+    }
+}
+
 /// Compares two lockfiles (either may be empty).
 pub fn diff(old: &Lockfile, new: &Lockfile) -> LockDiff {
+    diff_with(old, new, DiffOptions::default())
+}
+
+/// Compares two lockfiles (or lockfile views of images) with `opts`.
+pub fn diff_with(old: &Lockfile, new: &Lockfile, opts: DiffOptions) -> LockDiff {
     let mut out = LockDiff::default();
-    if old.platforms != new.platforms {
-        out.platforms = Some((old.platforms.clone(), new.platforms.clone()));
+    let platforms = |l: &Lockfile| -> Vec<Platform> {
+        l.platforms.iter().copied().filter(|p| opts.artifacts || p.oci_os() == "linux").collect()
+    };
+    let (op, np) = (platforms(old), platforms(new));
+    if op != np {
+        out.platforms = Some((op, np));
     }
-    let (ob, nb) = (old.base.as_ref().map(|b| b.digest.clone()), new.base.as_ref().map(|b| b.digest.clone()));
-    if ob != nb {
-        out.base = Some((ob, nb));
-    }
+    out.base = if opts.artifacts {
+        let (ob, nb) = (old.base.as_ref().map(|b| b.digest.clone()), new.base.as_ref().map(|b| b.digest.clone()));
+        (ob != nb).then_some((ob, nb))
+    } else {
+        base_by_platform(old, new)
+    };
     let names: BTreeSet<&String> = old.tools.keys().chain(new.tools.keys()).collect();
     let empty = Vec::new();
     for name in names {
         let o = old.tools.get(name).unwrap_or(&empty);
         let n = new.tools.get(name).unwrap_or(&empty);
-        diff_tool(name, o, n, &mut out);
+        diff_tool(name, o, n, opts, &mut out);
     }
     out.tools.sort_by_key(|c| !c.is_red_flag());
     out
 }
 
-fn diff_tool(name: &str, old: &[LockedTool], new: &[LockedTool], out: &mut LockDiff) {
+/// Base digests compared per platform both sides have (an image records the platform
+/// manifest's digest, a lockfile both the index and the per-platform digests).
+fn base_by_platform(old: &Lockfile, new: &Lockfile) -> Option<(Option<String>, Option<String>)> {
+    let pin = |l: &Lockfile, p: &Platform| -> Option<String> {
+        let b = l.base.as_ref().filter(|b| b.reference != "scratch")?;
+        Some(b.platforms.get(p).cloned().unwrap_or_else(|| b.digest.clone()))
+    };
+    let common: Vec<&Platform> = old.platforms.iter().filter(|p| new.platforms.contains(p)).collect();
+    let mut changed = common.iter().filter(|p| pin(old, p) != pin(new, p)).peekable();
+    let first = **changed.peek()?;
+    let label = |d: Option<String>| d.map(|d| format!("{d} ({first})"));
+    Some((label(pin(old, first)), label(pin(new, first))))
+}
+
+fn diff_tool(name: &str, old: &[LockedTool], new: &[LockedTool], opts: DiffOptions, out: &mut LockDiff) {
     // Pair entries by position (config order); extra entries are additions or removals.
     for i in 0..old.len().max(new.len()) {
         match (old.get(i), new.get(i)) {
@@ -141,6 +181,10 @@ fn diff_tool(name: &str, old: &[LockedTool], new: &[LockedTool], out: &mut LockD
                         (None, Some(_)) => changed.push((*p, "platform added".into())),
                         _ => {}
                     }
+                }
+                if !opts.artifacts {
+                    out.unchanged += 1;
+                    continue;
                 }
                 let closure = diff_closure(&o.packages, &n.packages);
                 let mut any = false;
@@ -298,5 +342,27 @@ mod tests {
         assert!(d.tools.contains(&ToolChange::Removed { name: "zig".into(), version: "0.13.0".into() }));
         assert!(diff(&old, &old).is_empty());
         assert_eq!(diff(&old, &old).unchanged, 3);
+    }
+
+    #[test]
+    fn versions_only_ignores_artifacts_and_compares_base_per_platform() {
+        let mut old = lock(&[("node", tool("22.11.0", 'a')), ("go", tool("1.23.1", 'b'))]);
+        let mut new = lock(&[("node", tool("22.11.0", 'c')), ("go", tool("1.23.2", 'b'))]);
+        old.platforms = vec![Platform::LINUX_AMD64, "darwin/arm64".parse().unwrap()];
+        new.platforms = vec![Platform::LINUX_AMD64];
+        let base = |index: &str, amd: &str| crate::lockfile::LockedBase {
+            reference: "debian".into(),
+            digest: index.into(),
+            platforms: BTreeMap::from([(Platform::LINUX_AMD64, amd.to_string())]),
+        };
+        old.base = Some(base("sha256:i1", "sha256:m1"));
+        new.base = Some(base("sha256:other", "sha256:m1"));
+        let d = diff_with(&old, &new, DiffOptions { artifacts: false });
+        assert_eq!(d.tools.len(), 1, "{d:#?}");
+        assert!(matches!(&d.tools[0], ToolChange::Version { name, .. } if name == "go"));
+        assert_eq!((d.platforms, d.base.clone(), d.unchanged), (None, None, 1));
+        new.base = Some(base("sha256:other", "sha256:m2"));
+        let d = diff_with(&old, &new, DiffOptions { artifacts: false });
+        assert_eq!(d.base, Some((Some("sha256:m1 (linux/amd64)".into()), Some("sha256:m2 (linux/amd64)".into()))));
     }
 }
