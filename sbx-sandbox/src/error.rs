@@ -63,7 +63,10 @@ pub enum Error {
 
     /// An unknown runtime name was configured.
     #[error("unknown runtime `{0}`")]
-    #[diagnostic(code(sbx::sandbox::unknown_runtime), help("use one of: auto, gvisor, bwrap"))]
+    #[diagnostic(
+        code(sbx::sandbox::unknown_runtime),
+        help("use one of: auto, gvisor, bwrap, docker, podman (docker-sbx is run by `sbx start`)")
+    )]
     UnknownRuntime(String),
 
     /// The sandbox spec is inconsistent.

@@ -136,6 +136,7 @@ impl Sandboxes {
         let mut plan = self.plan(spec, &rootfs)?;
         fs::create_dir_all(&plan.state_dir).map_err(Error::io("creating the sandbox state dir", &plan.state_dir))?;
         crate::env::install_ca_bundle(&mut plan)?;
+        rt.prepare_image(&spec.image_layout, &self.cache_dir, &plan)?;
         let launch = rt.launch(&plan)?;
         let mut record = SandboxRecord {
             name: spec.name.clone(),

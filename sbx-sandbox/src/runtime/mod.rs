@@ -1,6 +1,9 @@
 //! Runtimes behind one trait (one file each), the `auto` choice and `doctor`.
 
 mod bwrap;
+pub mod engine;
+pub mod engine_args;
+pub mod engine_image;
 mod gvisor;
 
 use std::os::fd::OwnedFd;
@@ -11,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use bwrap::Bwrap;
+pub use engine::{Docker, Podman};
 pub use gvisor::Gvisor;
 
 use crate::error::{Error, Result};
@@ -27,6 +31,10 @@ pub enum RuntimeChoice {
     Gvisor,
     /// bubblewrap namespaces + seccomp.
     Bwrap,
+    /// A docker container (only when named; `auto` never picks it).
+    Docker,
+    /// A podman container (only when named; `auto` never picks it).
+    Podman,
 }
 
 impl FromStr for RuntimeChoice {
@@ -36,6 +44,8 @@ impl FromStr for RuntimeChoice {
             "auto" => Ok(RuntimeChoice::Auto),
             "gvisor" | "runsc" => Ok(RuntimeChoice::Gvisor),
             "bwrap" | "bubblewrap" => Ok(RuntimeChoice::Bwrap),
+            "docker" => Ok(RuntimeChoice::Docker),
+            "podman" => Ok(RuntimeChoice::Podman),
             other => Err(Error::UnknownRuntime(other.to_string())),
         }
     }
@@ -49,17 +59,25 @@ pub enum RuntimeKind {
     Gvisor,
     /// bubblewrap.
     Bwrap,
+    /// A docker container.
+    Docker,
+    /// A podman container.
+    Podman,
 }
 
 impl RuntimeKind {
-    /// All runtimes, strongest boundary first.
+    /// All runtimes `auto` chooses from, strongest boundary first.
     pub const ALL: [RuntimeKind; 2] = [RuntimeKind::Gvisor, RuntimeKind::Bwrap];
+    /// Container engines: used only when named.
+    pub const ENGINES: [RuntimeKind; 2] = [RuntimeKind::Docker, RuntimeKind::Podman];
 
     /// The name users write in `.sbx.toml`.
     pub fn name(self) -> &'static str {
         match self {
             RuntimeKind::Gvisor => "gvisor",
             RuntimeKind::Bwrap => "bwrap",
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Podman => "podman",
         }
     }
 
@@ -68,6 +86,8 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Gvisor => Box::new(Gvisor),
             RuntimeKind::Bwrap => Box::new(Bwrap),
+            RuntimeKind::Docker => Box::new(Docker),
+            RuntimeKind::Podman => Box::new(Podman),
         }
     }
 }
@@ -114,6 +134,12 @@ pub trait Runtime: Send + Sync {
     fn warning(&self) -> Option<&'static str> {
         None
     }
+    /// Makes the image of `layout` usable before [`Runtime::launch`] (container engines load
+    /// it into their store, caching under `cache_dir`); runtimes that run the unpacked rootfs
+    /// need nothing.
+    fn prepare_image(&self, _layout: &Path, _cache_dir: &Path, _plan: &LaunchPlan) -> Result<()> {
+        Ok(())
+    }
     /// Builds the invocation that runs `plan` in the foreground of the calling process.
     fn launch(&self, plan: &LaunchPlan) -> Result<Launch>;
     /// Builds an invocation running `argv` inside the running sandbox whose runtime process is `pid`.
@@ -157,6 +183,8 @@ pub fn select(choice: RuntimeChoice) -> Result<Box<dyn Runtime>> {
     match choice {
         RuntimeChoice::Gvisor => pick(RuntimeKind::Gvisor).map_err(|u| u.into_error(RuntimeKind::Gvisor)),
         RuntimeChoice::Bwrap => pick(RuntimeKind::Bwrap).map_err(|u| u.into_error(RuntimeKind::Bwrap)),
+        RuntimeChoice::Docker => pick(RuntimeKind::Docker).map_err(|u| u.into_error(RuntimeKind::Docker)),
+        RuntimeChoice::Podman => pick(RuntimeKind::Podman).map_err(|u| u.into_error(RuntimeKind::Podman)),
         RuntimeChoice::Auto => RuntimeKind::ALL.into_iter().find_map(|k| pick(k).ok()).ok_or(Error::NoRuntime),
     }
 }
@@ -170,10 +198,11 @@ pub struct DoctorEntry {
     pub problem: Option<Unavailable>,
 }
 
-/// Checks every runtime with a trial run, strongest first.
+/// Checks every runtime with a trial run, strongest first, then the container engines.
 pub fn doctor() -> Vec<DoctorEntry> {
     RuntimeKind::ALL
         .into_iter()
+        .chain(RuntimeKind::ENGINES)
         .map(|kind| DoctorEntry { runtime: kind, problem: kind.runtime().trial().err() })
         .collect()
 }
