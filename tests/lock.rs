@@ -246,6 +246,35 @@ fn pins_are_kept_until_upgrade() {
 }
 
 #[test]
+fn extra_platforms_are_kept_and_do_not_make_the_lock_stale() {
+    let env = Env::new("[tools]\nnode = \"22\"\ngo = \"1.23\"\n");
+    env.lock_ok(&[]);
+    let stderr = env.lock_ok(&["--platform", "darwin/arm64"]);
+    assert!(stderr.contains("for linux/amd64, linux/arm64, darwin/arm64"), "{stderr}");
+    assert!(!stderr.contains("check this"), "an added platform is not a red flag:\n{stderr}");
+    let lock = env.parsed();
+    assert_eq!(lock.extra_platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["darwin/arm64"]);
+    for tools in lock.tools.values() {
+        assert!(tools[0].platforms.keys().any(|p| p.to_string() == "darwin/arm64"), "{tools:?}");
+    }
+    env.lock_ok(&["--check"]);
+    let with_host = env.lock_bytes();
+    let stderr = env.lock_ok(&[]);
+    assert!(stderr.contains("is up to date"), "a plain run dropped the extra platform:\n{stderr}");
+    assert_eq!(env.lock_bytes(), with_host);
+
+    env.lock_ok(&["--reset-platforms"]);
+    let lock = env.parsed();
+    assert!(lock.extra_platforms.is_empty());
+    assert_eq!(lock.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64"]);
+    env.lock_ok(&["--check"]);
+
+    let (code, stderr) = env.lock(&["--platform", "plan9/mips"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("linux/amd64, linux/arm64, darwin/amd64 or darwin/arm64"), "{stderr}");
+}
+
+#[test]
 fn offline_answers_from_the_cache_only() {
     let mut env = Env::new(MISE_TOML);
     env.lock_ok(&[]);

@@ -122,7 +122,7 @@ pub struct ConfigArgs {
 pub struct LockArgs {
     /// Check that sbx.lock is current without touching the network: exit 0 if it is, 3 with
     /// what changed if it is stale or missing (for CI).
-    #[arg(long, conflicts_with_all = ["upgrade", "dry_run", "offline", "mise_lock"])]
+    #[arg(long, conflicts_with_all = ["upgrade", "dry_run", "offline", "mise_lock", "platforms", "reset_platforms"])]
     pub check: bool,
     /// Move pins forward: all tools, or only the named ones.
     #[arg(long, num_args = 0.., value_name = "TOOL")]
@@ -133,9 +133,13 @@ pub struct LockArgs {
     /// Show what would change without writing sbx.lock.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Also lock for this platform (e.g. the host's, darwin/arm64); repeatable.
+    /// Also lock for this platform (e.g. the host's, darwin/arm64); repeatable. Recorded in
+    /// sbx.lock as an extra platform and kept by later runs; `--check` does not require it.
     #[arg(long = "platform", value_name = "OS/ARCH")]
     pub platforms: Vec<String>,
+    /// Forget the extra platforms added earlier with --platform.
+    #[arg(long)]
+    pub reset_platforms: bool,
     /// Also write or update mise.lock in mise's format, for `mise install --locked` on the host.
     #[arg(long)]
     pub mise_lock: bool,

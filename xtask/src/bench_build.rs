@@ -115,6 +115,7 @@ fn lock(tools: Vec<(String, Vec<LockedTool>)>) -> Lockfile {
         version: 1,
         inputs: "sha256:bench".into(),
         platforms: vec![Platform::LINUX_AMD64],
+        extra_platforms: Vec::new(),
         base: None,
         tools: tools.into_iter().collect(),
     }

@@ -171,6 +171,7 @@ pub fn sample_lock(server: &Server, platforms: &[Platform], node_version: &str, 
         version: 1,
         inputs: "sha256:00".into(),
         platforms: platforms.to_vec(),
+        extra_platforms: Vec::new(),
         base: None,
         tools: BTreeMap::from([("jq".to_string(), vec![jq]), ("node".to_string(), vec![node])]),
     }

@@ -119,6 +119,7 @@ pub async fn lock(run: &LockRun<'_>) -> Result<Lockfile, LockError> {
         version: FORMAT_VERSION,
         inputs: run.inputs.digest(),
         platforms: run.inputs.platforms.clone(),
+        extra_platforms: run.inputs.extra_platforms.clone(),
         base: run.previous.and_then(|p| p.base.clone()),
         tools: locked,
     })

@@ -42,8 +42,11 @@ pub struct WantedTool {
 pub struct LockInputs {
     /// Tools, sorted by name.
     pub tools: Vec<WantedTool>,
-    /// Target platforms, sorted.
+    /// Target platforms, sorted: the configured ones plus [`LockInputs::extra_platforms`].
     pub platforms: Vec<Platform>,
+    /// Platforms beyond the configured ones (`sbx lock --platform`, kept from the previous
+    /// lock), sorted. Locked like the others but left out of [`LockInputs::digest`].
+    pub extra_platforms: Vec<Platform>,
     /// `[image] base` as configured (`scratch` when unset).
     pub base: String,
     /// Upstream base URLs.
@@ -80,13 +83,29 @@ impl LockInputs {
                 })
             })
             .collect();
-        Self { tools, platforms, base: base.to_string(), upstreams }
+        Self { tools, platforms, extra_platforms: Vec::new(), base: base.to_string(), upstreams }
+    }
+
+    /// Adds platforms beyond the configured ones (ignoring those already configured). Tools
+    /// are selected by the configured platforms' OSes only.
+    pub fn with_extra_platforms(mut self, extra: &[Platform]) -> Self {
+        for p in extra {
+            if !self.platforms.contains(p) {
+                self.platforms.push(*p);
+                self.extra_platforms.push(*p);
+            }
+        }
+        self.platforms.sort();
+        self.extra_platforms.sort();
+        self.extra_platforms.dedup();
+        self
     }
 
     /// `sha256:<hex>` over a canonical text of the inputs.
     pub fn digest(&self) -> String {
         let mut text = String::from("sbx-lock-inputs-v1\n");
-        text += &format!("platforms={}\n", self.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+        let configured = self.platforms.iter().filter(|p| !self.extra_platforms.contains(p));
+        text += &format!("platforms={}\n", configured.map(|p| p.to_string()).collect::<Vec<_>>().join(","));
         text += &format!("base={}\n", self.base);
         let u = &self.upstreams;
         for (k, v) in [

@@ -157,6 +157,10 @@ fn base_by_platform(old: &Lockfile, new: &Lockfile) -> Option<(Option<String>, O
 }
 
 fn diff_tool(name: &str, old: &[LockedTool], new: &[LockedTool], opts: DiffOptions, out: &mut LockDiff) {
+    // A platform added to or dropped from the whole lock is reported once, as a platforms
+    // change; only a platform that vanished from one tool while the lock kept it is suspicious.
+    let lock_platforms = out.platforms.clone();
+    let in_both_locks = |p: &Platform| lock_platforms.as_ref().is_none_or(|(o, n)| o.contains(p) && n.contains(p));
     // Pair entries by position (config order); extra entries are additions or removals.
     for i in 0..old.len().max(new.len()) {
         match (old.get(i), new.get(i)) {
@@ -177,8 +181,8 @@ fn diff_tool(name: &str, old: &[LockedTool], new: &[LockedTool], opts: DiffOptio
                         (Some(a), Some(b)) if a.url != b.url => {
                             changed.push((*p, format!("url {} → {}", a.url, b.url)))
                         }
-                        (Some(_), None) => changed.push((*p, "platform removed".into())),
-                        (None, Some(_)) => changed.push((*p, "platform added".into())),
+                        (Some(_), None) if in_both_locks(p) => changed.push((*p, "platform removed".into())),
+                        (None, Some(_)) if in_both_locks(p) => changed.push((*p, "platform added".into())),
                         _ => {}
                     }
                 }

@@ -46,6 +46,9 @@ pub fn to_toml(lock: &Lockfile) -> String {
     doc["version"] = value(i64::from(lock.version));
     doc["inputs"] = value(lock.inputs.as_str());
     doc["platforms"] = value(string_array(lock.platforms.iter().map(|p| p.to_string())));
+    if !lock.extra_platforms.is_empty() {
+        doc["extra_platforms"] = value(string_array(lock.extra_platforms.iter().map(|p| p.to_string())));
+    }
     if let Some(base) = &lock.base {
         let mut t = Table::new();
         t["reference"] = value(base.reference.as_str());
@@ -134,6 +137,8 @@ struct FileRepr {
     version: u32,
     inputs: String,
     platforms: Vec<Platform>,
+    #[serde(default)]
+    extra_platforms: Vec<Platform>,
     base: Option<LockedBase>,
     #[serde(default)]
     tools: BTreeMap<String, Vec<ToolRepr>>,
@@ -218,7 +223,14 @@ pub fn from_toml(file: Arc<SourceFile>) -> Result<Lockfile, ConfigError> {
             (name, versions)
         })
         .collect();
-    Ok(Lockfile { version: repr.version, inputs: repr.inputs, platforms: repr.platforms, base: repr.base, tools })
+    Ok(Lockfile {
+        version: repr.version,
+        inputs: repr.inputs,
+        platforms: repr.platforms,
+        extra_platforms: repr.extra_platforms,
+        base: repr.base,
+        tools,
+    })
 }
 
 #[cfg(test)]
@@ -262,6 +274,7 @@ mod tests {
             version: FORMAT_VERSION,
             inputs: format!("sha256:{}", "d".repeat(64)),
             platforms: vec![Platform::LINUX_AMD64, Platform::LINUX_ARM64],
+            extra_platforms: Vec::new(),
             base: None,
             tools: BTreeMap::from([("npm:prettier".to_string(), vec![prettier]), ("node".to_string(), vec![node])]),
         }

@@ -19,8 +19,13 @@ pub struct Lockfile {
     /// `sha256:` digest of the inputs that decide the lock's content (tools and their requests,
     /// platforms, base, mirrors). `sbx lock --check` compares it without touching the network.
     pub inputs: String,
-    /// The platforms every tool is locked for, sorted.
+    /// The platforms every tool is locked for, sorted: `[image] platforms` plus
+    /// [`Lockfile::extra_platforms`].
     pub platforms: Vec<Platform>,
+    /// Platforms added with `sbx lock --platform` (e.g. the host's) beyond `[image] platforms`,
+    /// sorted. Kept by later runs; not part of [`Lockfile::inputs`], so `--check` stays calm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_platforms: Vec<Platform>,
     /// The pinned base image, if `[image] base` is set and is not `scratch`.
     pub base: Option<LockedBase>,
     /// Tool name (short name or `backend:name`) → its locked versions, in config order

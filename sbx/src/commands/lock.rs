@@ -51,7 +51,19 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
     }));
     bars.finish();
     if let Ok(lock) = &mut new {
-        lock.base = previous.as_ref().and_then(|p| p.base.clone());
+        // `[image] base` pinned to a manifest digest per platform; the previous pin is kept
+        // while the reference is unchanged, until `--upgrade`.
+        let previous_base = previous.as_ref().and_then(|p| p.base.as_ref());
+        let refresh = upgrade == Upgrade::All;
+        let pin = sbx_image::base::pin_or_keep(
+            &inputs.base,
+            previous_base,
+            &lock.platforms,
+            refresh,
+            args.offline,
+            &project.root,
+        );
+        lock.base = runtime.block_on(pin)?;
     }
     let new = new?;
     let text = lockfile::to_toml(&new);
@@ -86,16 +98,24 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
     Ok(Exit::Success)
 }
 
-/// The platforms, upstreams and tools that decide the lock.
+/// The platforms, upstreams and tools that decide the lock. Platforms added earlier with
+/// `--platform` stay (they are recorded in the lockfile) unless `--reset-platforms` is given.
 fn inputs(project: &Project, args: &LockArgs) -> miette::Result<LockInputs> {
-    let mut platforms = project.sbx.image.platforms.value.clone();
+    let mut extra = Vec::new();
+    if !args.reset_platforms
+        && let Some(previous) = read(&project.lockfile_path())?
+    {
+        extra = previous.extra_platforms;
+    }
     for p in &args.platforms {
         let platform: Platform = p
             .parse()
             .map_err(|e| miette::miette!(help = "use linux/amd64, linux/arm64, darwin/amd64 or darwin/arm64", "{e}"))?;
-        platforms.push(platform);
+        extra.push(platform);
     }
-    Ok(LockInputs::from_config(&project.mise, &platforms, &project.sbx.image.base.value, upstreams(project)))
+    let configured = &project.sbx.image.platforms.value;
+    Ok(LockInputs::from_config(&project.mise, configured, &project.sbx.image.base.value, upstreams(project))
+        .with_extra_platforms(&extra))
 }
 
 /// Upstream URLs: defaults, then the environment, then `[mirrors]` in `.sbx.toml`.
