@@ -17,6 +17,8 @@ pub enum Fix {
         list: &'static str,
         /// The entry to add.
         text: String,
+        /// Where that list is already written (e.g. `.sbx.toml:4`), if it is.
+        at: Option<String>,
     },
     /// Remove a blocking rule.
     Remove {
@@ -58,7 +60,7 @@ impl Refusal {
     /// The exact `.sbx.toml` line that would allow this, if one exists.
     pub fn toml_line(&self) -> Option<String> {
         match &self.fix {
-            Fix::Add { list, text } => Some(format!("{list} = [{}]", toml_string(text))),
+            Fix::Add { list, text, .. } => Some(format!("{list} = [{}]", toml_string(text))),
             Fix::Remove { .. } | Fix::Impossible(_) => None,
         }
     }
@@ -69,9 +71,14 @@ impl Refusal {
         out.push_str(&format!("reason: {}\n", self.reason));
         out.push_str(&format!("rule: {}\n", self.rule));
         match &self.fix {
-            Fix::Add { .. } => {
+            Fix::Add { list, at, .. } => {
                 if let Some(line) = self.toml_line() {
-                    out.push_str("to allow it, add under [sandbox] in .sbx.toml:\n");
+                    match at {
+                        Some(at) => out.push_str(&format!(
+                            "to allow it, add the entry to {list} under [sandbox] in .sbx.toml ({list} is at {at}):\n"
+                        )),
+                        None => out.push_str("to allow it, add under [sandbox] in .sbx.toml:\n"),
+                    }
                     out.push_str(&format!("    {line}\n"));
                 }
             }
@@ -117,11 +124,18 @@ mod tests {
             target: "example.com:443".into(),
             reason: "example.com is not on the allowed list of the balanced preset".into(),
             rule: Matched { list: "preset", text: "balanced".into(), source: "default".into() },
-            fix: Fix::Add { list: "allowed_domains", text: "example.com".into() },
+            fix: Fix::Add { list: "allowed_domains", text: "example.com".into(), at: None },
         };
         let body = r.body("CONNECT");
         assert!(body.starts_with("sbx proxy: blocked CONNECT example.com:443\n"));
         assert!(body.contains("rule: preset \"balanced\" (default)\n"));
-        assert!(body.contains("    allowed_domains = [\"example.com\"]\n"));
+        assert!(body.contains("add under [sandbox] in .sbx.toml:\n    allowed_domains = [\"example.com\"]\n"));
+        let r = Refusal {
+            fix: Fix::Add { list: "allowed_domains", text: "example.com".into(), at: Some(".sbx.toml:4".into()) },
+            ..r
+        };
+        assert!(
+            r.body("GET").contains("(allowed_domains is at .sbx.toml:4):\n    allowed_domains = [\"example.com\"]\n")
+        );
     }
 }

@@ -75,9 +75,11 @@ impl Inspector {
             FirstFlight::Incomplete => Verdict::NeedMore,
             FirstFlight::NotTls if self.require_tls => {
                 let fix = match &self.target.host {
-                    Host::Name(name) => {
-                        Fix::Add { list: "allowed_domains", text: format!("tcp://{name}:{}", self.target.port) }
-                    }
+                    Host::Name(name) => Fix::Add {
+                        list: "allowed_domains",
+                        text: format!("tcp://{name}:{}", self.target.port),
+                        at: None,
+                    },
                     Host::Ip(_) => Fix::Impossible("raw TCP on a TLS port is only allowed for named hosts"),
                 };
                 Verdict::Refuse(FirstFlightRefusal::NotTls(Box::new(Refusal {

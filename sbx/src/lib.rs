@@ -11,6 +11,7 @@ pub mod diff_render;
 pub mod launch;
 pub mod network;
 pub mod output;
+pub mod policy;
 pub mod progress;
 pub mod project;
 pub mod sbx_toml;

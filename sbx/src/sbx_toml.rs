@@ -81,17 +81,9 @@ choice! {
     Agent { Claude = "claude", Codex = "codex", Gemini = "gemini", Opencode = "opencode", Shell = "shell" }
 }
 
-choice! {
-    /// The network policy preset.
-    NetworkPolicy {
-        /// Everything allowed except `blocked_domains`.
-        AllowAll = "allow-all" | "open",
-        /// The AI APIs, code hosts and package registries of the shipped baseline, plus `allowed_domains`.
-        Balanced = "balanced",
-        /// Only `allowed_domains`.
-        DenyAll = "deny-all" | "locked-down",
-    }
-}
+/// The network policy preset: sbx-proxy's own type, so `.sbx.toml` accepts exactly the names
+/// the proxy knows (`allow-all` | `balanced` | `deny-all`, aliases `open`, `locked-down`).
+pub type NetworkPolicy = sbx_proxy::Preset;
 
 choice! {
     /// The isolation runtime.
@@ -343,8 +335,7 @@ fn parse_sandbox(toml: &TomlFile, entry: &Entry<'_>, out: &mut SandboxSettings) 
             }
             "template" => out.template = opt_string(&e)?,
             "network_policy" => {
-                let names = ["allow-all", "balanced", "deny-all", "open", "locked-down"];
-                out.network_policy = choice(&e, &names, NetworkPolicy::from_name)?;
+                out.network_policy = choice(&e, NetworkPolicy::ACCEPTED_NAMES, |s| s.parse().ok())?;
             }
             "branch" => out.branch = opt_string(&e)?,
             "required_secrets" => out.required_secrets = env_names(toml, &e)?,
@@ -397,52 +388,38 @@ fn env_names(toml: &TomlFile, e: &Entry<'_>) -> Result<Vec<Spanned<String>>, Con
     Ok(names)
 }
 
-/// `example.com`, `*.example.com`, with an optional `:port`.
+/// `example.com`, `*.example.com`, with an optional `:port` (and `tcp://`): each checked by the
+/// proxy's own parser, so `.sbx.toml` accepts exactly what the proxy enforces.
 fn domains(toml: &TomlFile, e: &Entry<'_>) -> Result<Vec<Spanned<String>>, ConfigError> {
     let list = string_array(toml, e, &format!("`{}`", e.key))?;
     for d in &list {
-        let (host, port) = match d.value.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (d.value.as_str(), None),
-        };
-        let name = host.strip_prefix("*.").unwrap_or(host);
-        let valid_name = !name.is_empty()
-            && name.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-        let valid_port = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-        if !valid_name || !valid_port {
-            return Err(ConfigError::at(
-                &d.origin,
-                format!("`{}` is not a domain rule", d.value),
-                "invalid domain",
-                Some(
-                    "write `example.com`, `*.example.com` or `example.com:443` (IP ranges go in allowed_cidrs)".into(),
-                ),
-            ));
+        if let Err(err) = sbx_proxy::DomainRule::parse(&d.value, d.origin.to_string()) {
+            return Err(rule_error(&d.origin, &d.value, "a domain rule", "invalid domain", &err));
         }
     }
     Ok(list)
 }
 
+/// Address blocks (`10.0.0.0/8`, `::1/128`) or single addresses, checked by the proxy's parser.
 fn cidrs(toml: &TomlFile, e: &Entry<'_>) -> Result<Vec<Spanned<String>>, ConfigError> {
     let list = string_array(toml, e, &format!("`{}`", e.key))?;
     for c in &list {
-        let (addr, len) = c.value.split_once('/').unwrap_or((c.value.as_str(), ""));
-        let ip: Option<std::net::IpAddr> = addr.parse().ok();
-        let max = match ip {
-            Some(std::net::IpAddr::V4(_)) => 32,
-            _ => 128,
-        };
-        let len_ok = len.is_empty() || len.parse::<u8>().is_ok_and(|l| l <= max);
-        if ip.is_none() || !len_ok {
-            return Err(ConfigError::at(
-                &c.origin,
-                format!("`{}` is not an address range", c.value),
-                "invalid CIDR",
-                Some("write an address or range such as \"10.0.0.0/8\" or \"::1/128\"".into()),
-            ));
+        if let Err(err) = sbx_proxy::CidrRule::parse(&c.value, c.origin.to_string()) {
+            return Err(rule_error(&c.origin, &c.value, "an address range", "invalid CIDR", &err));
         }
     }
     Ok(list)
+}
+
+/// The proxy's rule error as a diagnostic on the value's span, with the proxy's help.
+fn rule_error(
+    origin: &Origin,
+    value: &str,
+    what: &str,
+    label: &str,
+    err: &sbx_proxy::policy::RuleError,
+) -> ConfigError {
+    ConfigError::at(origin, format!("`{value}` is not {what}: {}", err.reason), label, Some(err.help.into()))
 }
 
 fn parse_image(toml: &TomlFile, entry: &Entry<'_>, out: &mut ImageSettings) -> Result<(), ConfigError> {

@@ -24,8 +24,9 @@ use crate::refusal::{Fix, Refusal};
 use crate::target::{Host, Target};
 use rule::{canonical_ip, suggestion_for};
 
-/// A named starting point for the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A named starting point for the policy. Serialises as its canonical name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// Everything not explicitly blocked is allowed (alias `open`).
     AllowAll,
@@ -37,6 +38,9 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Every name `network_policy` accepts: the canonical names, then the aliases.
+    pub const ACCEPTED_NAMES: &'static [&'static str] = &["allow-all", "balanced", "deny-all", "open", "locked-down"];
+
     /// The canonical name, as written in `.sbx.toml`.
     pub fn name(self) -> &'static str {
         match self {
@@ -179,7 +183,11 @@ impl Policy {
                 target: target.to_string(),
                 reason: format!("{name} is not on the allowed list of the {} preset", self.config.preset),
                 rule: self.preset_rule(),
-                fix: Fix::Add { list: "allowed_domains", text: suggestion_for(target, false) },
+                fix: Fix::Add {
+                    list: "allowed_domains",
+                    text: suggestion_for(target, false),
+                    at: self.config.allowed_domains.first().map(|r| r.source.clone()),
+                },
             })),
         }
     }
@@ -199,7 +207,11 @@ impl Policy {
         if let Some(rule) = self.config.allowed_cidrs.iter().find(|r| r.contains(ip)) {
             return Ok(Some(Matched::cidr("allowed_cidrs", rule)));
         }
-        let cidr_fix = Fix::Add { list: "allowed_cidrs", text: single_address_block(ip) };
+        let cidr_fix = Fix::Add {
+            list: "allowed_cidrs",
+            text: single_address_block(ip),
+            at: self.config.allowed_cidrs.first().map(|r| r.source.clone()),
+        };
         let address_rule = |text: &str| Matched { list: "address check", text: text.into(), source: "built in".into() };
         match (&target.host, classify(ip)) {
             (_, Some(special)) => {
@@ -284,7 +296,7 @@ mod tests {
         assert!(p.check_address(&lit, "1.1.1.1".parse().unwrap()).is_ok());
         let strict = policy(Preset::Balanced, &[], &[], &[]);
         let err = strict.check_address(&lit, "1.1.1.1".parse().unwrap()).unwrap_err();
-        assert_eq!(err.fix, Fix::Add { list: "allowed_cidrs", text: "1.1.1.1/32".into() });
+        assert_eq!(err.fix, Fix::Add { list: "allowed_cidrs", text: "1.1.1.1/32".into(), at: None });
     }
 
     #[test]
