@@ -26,26 +26,9 @@ use crate::tool_layer::{CacheEntry, Job, build_tool_layer, cached_entry, layer_k
 
 /// Changes whenever the bytes this builder writes for the same inputs change; part of every
 /// layer cache key.
-pub const BUILDER_VERSION: &str = concat!("sbx-image/", env!("CARGO_PKG_VERSION"), "/layers-1");
+pub const BUILDER_VERSION: &str = concat!("sbx-image/", env!("CARGO_PKG_VERSION"), "/layers-2");
 
-/// The unprivileged user the image runs as.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageUser {
-    /// User and group name.
-    pub name: String,
-    /// uid.
-    pub uid: u64,
-    /// gid.
-    pub gid: u64,
-    /// Absolute home directory.
-    pub home: String,
-}
-
-impl Default for ImageUser {
-    fn default() -> Self {
-        Self { name: "sbx".into(), uid: 1000, gid: 1000, home: "/home/sbx".into() }
-    }
-}
+pub use crate::users::ImageUser;
 
 /// Everything `build_image` needs besides the lockfile.
 #[derive(Clone, Debug)]
@@ -56,11 +39,15 @@ pub struct BuildOptions {
     pub platforms: Vec<Platform>,
     /// Where mise's data dir is inside the image.
     pub layout: MiseLayout,
-    /// The user the image runs as (owns its home directory).
-    pub user: ImageUser,
-    /// `WorkingDir` (created in the config layer).
+    /// The name of the unprivileged user the image runs as: taken from the base's
+    /// `/etc/passwd` when it has it, else added (uid 1000 unless taken); owns its home.
+    pub user: String,
+    /// `WorkingDir` (created in the config layer); empty means the user's home. Never a host
+    /// path by default: the same lock must give the same image on any machine.
     pub working_dir: String,
-    /// The merged mise config placed at `~/.config/mise/config.toml`, if any.
+    /// The mise config placed at `/etc/mise/config.toml` (mise's system config, which a
+    /// mounted home cannot hide); `None` writes the locked tools' versions
+    /// ([`crate::install::mise_config`]).
     pub mise_config: Option<String>,
     /// Layer compression.
     pub compression: Compression,
@@ -79,15 +66,15 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
-    /// Defaults: gzip, mtime from `SOURCE_DATE_EPOCH` (else 0), user `sbx` (1000:1000),
-    /// working dir `/workspace`, data dir [`crate::install::DEFAULT_DATA_DIR`].
+    /// Defaults: gzip, mtime from `SOURCE_DATE_EPOCH` (else 0), user `sbx`, working dir
+    /// `/workspace`, data dir [`crate::install::DEFAULT_DATA_DIR`].
     pub fn new(cache: Cache) -> Self {
         let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self {
             cache,
             platforms: Vec::new(),
             layout: MiseLayout::default(),
-            user: ImageUser::default(),
+            user: "sbx".into(),
             working_dir: "/workspace".into(),
             mise_config: None,
             compression: Compression::default(),
@@ -100,13 +87,10 @@ impl BuildOptions {
         }
     }
 
+    /// Header settings of tool layers: everything owned by root (the toolchain is read-only
+    /// for the agent).
     pub(crate) fn layer_options(&self) -> LayerOptions {
-        LayerOptions {
-            compression: self.compression,
-            mtime: self.source_date_epoch,
-            owner: (0, 0),
-            user_home: Some((self.user.home.trim_matches('/').to_string(), self.user.uid, self.user.gid)),
-        }
+        LayerOptions { compression: self.compression, mtime: self.source_date_epoch, owner: (0, 0), user_home: None }
     }
 }
 
@@ -207,6 +191,7 @@ async fn load_base(lock: &Lockfile, opts: &BuildOptions, platform: Platform) -> 
 pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildOutput> {
     // Leftovers of killed runs (a day old, so never a concurrent run's work) are removed.
     opts.cache.remove_stale(std::time::Duration::from_secs(24 * 3600));
+    crate::users::validate_name(&opts.user)?;
     let platforms = target_platforms(lock, opts);
     let mut jobs = Vec::new();
     for (tool, versions) in &lock.tools {
@@ -294,23 +279,21 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
     .try_collect()
     .await?;
 
-    // The config layer is the same for every platform.
-    let config_layer = {
-        let opts = opts.clone();
-        let tools = lock.tools.clone();
-        let has_base = lock.base.as_ref().is_some_and(|b| b.reference != "scratch");
-        tokio::task::spawn_blocking(move || build_config_layer(&tools, &opts, has_base))
-            .await
-            .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })??
-    };
-
     let lock_digest = lockfile_digest(lock, opts);
     let mut images = Vec::new();
     for platform in &platforms {
         let base = load_base(lock, opts, *platform).await?;
+        // The config layer: user (merged into the base's accounts), home, /tmp, mise config
+        // and install metadata. Usually identical for every platform (then one blob).
+        let (config_layer, user) = {
+            let (opts, tools, base) = (opts.clone(), lock.tools.clone(), base.clone());
+            tokio::task::spawn_blocking(move || build_config_layer(&tools, &opts, base.as_ref()))
+                .await
+                .map_err(|e| ImageError::Io { path: archive_path_hint(), source: std::io::Error::other(e) })??
+        };
         let tool_layers: Vec<(&Job, &CacheEntry, bool)> =
             jobs.iter().zip(&entries).filter(|(j, _)| j.platform == *platform).map(|(j, (e, c))| (j, e, *c)).collect();
-        images.push(assemble(*platform, base, &tool_layers, &config_layer, opts, &lock_digest)?);
+        images.push(assemble(*platform, base, &tool_layers, &config_layer, &user, opts, &lock_digest)?);
     }
     let manifests: Vec<Descriptor> = images
         .iter()
@@ -332,35 +315,39 @@ pub(crate) fn archive_path_hint() -> PathBuf {
 fn build_config_layer(
     tools: &BTreeMap<String, Vec<LockedTool>>,
     opts: &BuildOptions,
-    has_base: bool,
-) -> Result<LayerInfo> {
-    let user = &opts.user;
+    base: Option<&BaseImage>,
+) -> Result<(LayerInfo, ImageUser)> {
+    let files = match base {
+        Some(b) => crate::base::read_files(b, &["etc/passwd", "etc/group"])?,
+        None => BTreeMap::new(),
+    };
+    let text = |p: &str| files.get(p).map(|b| String::from_utf8_lossy(b).into_owned());
+    let (passwd, group) = (text("etc/passwd"), text("etc/group"));
+    let accounts = crate::users::ensure_user(&opts.user, passwd.as_deref(), group.as_deref())?;
+    let user = accounts.user.clone();
     let mut tree = LayerTree::new();
-    if !has_base {
-        tree.add_bytes(
-            "etc/passwd",
-            format!(
-                "root:x:0:0:root:/root:/bin/sh\n{}:x:{}:{}:{}:{}:/bin/sh\n",
-                user.name, user.uid, user.gid, user.name, user.home
-            ),
-            false,
-        );
-        tree.add_bytes("etc/group", format!("root:x:0:\n{}:x:{}:\n", user.name, user.gid), false);
+    if let Some(p) = accounts.passwd {
+        tree.add_bytes("etc/passwd", p, false);
     }
+    if let Some(g) = accounts.group {
+        tree.add_bytes("etc/group", g, false);
+    }
+    tree.add_dir_with_mode("tmp", 0o1777);
     tree.add_dir(&user.home);
-    tree.add_dir(&opts.working_dir);
-    if let Some(config) = &opts.mise_config {
-        tree.add_bytes(
-            &format!("{}/.config/mise/config.toml", user.home.trim_end_matches('/')),
-            config.as_bytes().to_vec(),
-            false,
-        );
+    if !opts.working_dir.is_empty() {
+        tree.add_dir(&opts.working_dir);
     }
+    let config = opts.mise_config.clone().unwrap_or_else(|| crate::install::mise_config(tools));
+    tree.add_bytes("etc/mise/config.toml", config.into_bytes(), false);
     opts.layout.add_metadata(tools, &mut tree)?;
     let blobs = opts.cache.root().join("blobs").join("sha256");
-    let blob = write_layer(&tree, &opts.layer_options(), &blobs, None)?;
+    let layer_opts = LayerOptions {
+        user_home: Some((user.home.trim_matches('/').to_string(), user.uid, user.gid)),
+        ..opts.layer_options()
+    };
+    let blob = write_layer(&tree, &layer_opts, &blobs, None)?;
     let path = blobs.join(blob.digest.trim_start_matches("sha256:"));
-    Ok(LayerInfo { blob, path, kind: LayerKind::Config, cached: false })
+    Ok((LayerInfo { blob, path, kind: LayerKind::Config, cached: false }, user))
 }
 
 fn assemble(
@@ -368,6 +355,7 @@ fn assemble(
     base: Option<BaseImage>,
     tool_layers: &[(&Job, &CacheEntry, bool)],
     config_layer: &LayerInfo,
+    user: &ImageUser,
     opts: &BuildOptions,
     lock_digest: &str,
 ) -> Result<PlatformImage> {
@@ -456,8 +444,12 @@ fn assemble(
     descriptors.push(cdesc);
     diff_ids.push(config_layer.blob.diff_id.clone());
     history.push(
-        History { created_by: "sbx build: user, home and mise metadata".into(), comment: None, empty_layer: false }
-            .to_json(),
+        History {
+            created_by: format!("sbx build: user {}, home, /tmp, mise config and metadata", user.name),
+            comment: None,
+            empty_layer: false,
+        }
+        .to_json(),
     );
     layers.push(config_layer.clone());
 
@@ -472,10 +464,10 @@ fn assemble(
         env: vec![
             format!("PATH={}", path_dirs.join(":")),
             format!("MISE_DATA_DIR={}", opts.layout.data_dir),
-            format!("HOME={}", opts.user.home),
+            format!("HOME={}", user.home),
         ],
-        user: format!("{}:{}", opts.user.uid, opts.user.gid),
-        working_dir: opts.working_dir.clone(),
+        user: format!("{}:{}", user.uid, user.gid),
+        working_dir: if opts.working_dir.is_empty() { user.home.clone() } else { opts.working_dir.clone() },
         labels,
         cmd: Vec::new(),
     };

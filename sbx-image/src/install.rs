@@ -17,8 +17,22 @@ use crate::error::{ImageError, Result};
 use crate::extract::{ArchiveKind, Strip, extract};
 use crate::layer::LayerTree;
 
-/// The image's mise data dir unless configured (the default for the user `sbx`).
-pub const DEFAULT_DATA_DIR: &str = "/home/sbx/.local/share/mise";
+/// The image's mise data dir unless configured (`[image] data_dir`): outside any home
+/// directory, so a home mounted by the sandbox never hides the toolchain.
+pub const DEFAULT_DATA_DIR: &str = "/opt/sbx/mise";
+
+/// The mise config `sbx build` writes to `/etc/mise/config.toml`: every locked tool at its
+/// exact versions (in lock order, the first one wins on PATH), so `mise` in the image uses
+/// the locked toolchain from any directory.
+pub fn mise_config(lock_tools: &BTreeMap<String, Vec<LockedTool>>) -> String {
+    let mut out = String::from("# Written by sbx build from sbx.lock: the locked toolchain.\n[tools]\n");
+    for (tool, versions) in lock_tools {
+        let v: Vec<String> = versions.iter().map(|v| toml_str(&v.version)).collect();
+        let value = if v.len() == 1 { v[0].clone() } else { format!("[{}]", v.join(", ")) };
+        out.push_str(&format!("{} = {value}\n", toml_key(tool)));
+    }
+    out
+}
 
 /// Paths of mise's layout below one data dir.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,7 +238,7 @@ mod tests {
         let tools = BTreeMap::from([("gh".to_string(), vec![locked]), ("node".to_string(), vec![node])]);
         let mut tree = LayerTree::new();
         MiseLayout::default().add_metadata(&tools, &mut tree).unwrap();
-        let installs = "home/sbx/.local/share/mise/installs";
+        let installs = "opt/sbx/mise/installs";
         let get = |p: &str| match &tree.entries()[format!("{installs}/{p}").as_bytes()] {
             crate::layer::Node::File { source: crate::layer::FileSource::Bytes(b), .. } => {
                 String::from_utf8(b.clone()).unwrap()
@@ -236,6 +250,10 @@ mod tests {
             "[gh]\nshort = \"gh\"\nfull = \"ubi:cli/cli\"\nexplicit_backend = false\n\n[gh.opts]\nexe = \"gh\"\n\n[node]\nshort = \"node\"\nfull = \"core:node\"\nexplicit_backend = false"
         );
         assert_eq!(get("node/.mise.backend.toml"), "short = \"node\"\nfull = \"core:node\"\nexplicit_backend = false");
+        assert_eq!(
+            mise_config(&tools),
+            "# Written by sbx build from sbx.lock: the locked toolchain.\n[tools]\ngh = \"2.60.0\"\nnode = \"2.60.0\"\n"
+        );
         assert_eq!(
             tree.entries()[format!("{installs}/node/2.60").as_bytes()],
             crate::layer::Node::Symlink(b"./2.60.0".to_vec())

@@ -2,7 +2,8 @@
 //!
 //! Entries are written sorted by the bytes of their full path, every header built here:
 //! GNU format, mtime = [`LayerOptions::mtime`], uid/gid from [`LayerOptions::owner_of`],
-//! no user or group names, mode 0755 for directories and executable files, 0644 for other
+//! no user or group names, mode 0755 for directories (unless set with
+//! [`LayerTree::add_dir_with_mode`], e.g. 1777 for `/tmp`) and executable files, 0644 for other
 //! files, 0777 for symlinks (never followed). Parent directories of every entry are written
 //! with the same header in every layer. Files that share an inode are written once and then
 //! as hard links to the first path. The uncompressed tar is hashed (diff_id) on one thread
@@ -124,6 +125,8 @@ pub enum Node {
 #[derive(Clone, Debug, Default)]
 pub struct LayerTree {
     entries: BTreeMap<Vec<u8>, Node>,
+    /// Directories whose mode is not 0755 (`tmp` → 0o1777).
+    dir_modes: BTreeMap<Vec<u8>, u32>,
 }
 
 fn clean(path: &str) -> Vec<u8> {
@@ -154,6 +157,19 @@ impl LayerTree {
     /// Adds a directory at `path`.
     pub fn add_dir(&mut self, path: &str) {
         self.insert(&clean(path), Node::Dir);
+    }
+
+    /// Adds a directory at `path` with `mode` (permission bits plus setuid/setgid/sticky, e.g.
+    /// 0o1777 for `/tmp`) instead of 0755.
+    pub fn add_dir_with_mode(&mut self, path: &str, mode: u32) {
+        let key = clean(path);
+        self.insert(&key, Node::Dir);
+        self.dir_modes.insert(key, mode & 0o7777);
+    }
+
+    /// The mode the directory at `path` is written with.
+    pub fn dir_mode(&self, path: &[u8]) -> u32 {
+        self.dir_modes.get(path).copied().unwrap_or(0o755)
     }
 
     /// Adds a file with in-memory content.
@@ -337,7 +353,7 @@ fn write_tar(
         let record = match node {
             Node::Dir => {
                 header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
+                header.set_mode(tree.dir_mode(path));
                 header.set_size(0);
                 builder.append_data(&mut header, name, io::empty()).map_err(|e| pipe_err(path, e))?;
                 TreeRecord::Dir

@@ -36,6 +36,7 @@ pub mod progress;
 pub mod registry;
 mod tool_layer;
 pub mod treehash;
+pub mod users;
 pub mod verify;
 
 pub use build::{BuildOptions, BuildOutput, LayerInfo, PlatformImage, build_image};

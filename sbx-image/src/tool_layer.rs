@@ -49,7 +49,6 @@ pub(crate) fn layer_key(job: &Job, opts: &BuildOptions) -> String {
         }).collect::<Vec<_>>(),
         "compression": opts.compression.cache_key(),
         "mtime": opts.source_date_epoch,
-        "user": [opts.user.home, opts.user.uid, opts.user.gid],
         "data_dir": opts.layout.data_dir,
     });
     sha256_digest(&canonical_json(&material)).trim_start_matches("sha256:").to_string()

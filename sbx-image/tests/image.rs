@@ -118,7 +118,7 @@ async fn layout_passes_skopeo_and_umoci_and_runs_the_tool() {
     let bundle = work.path().join("bundle");
     run("umoci", &["unpack", "--rootless", "--image", &format!("{layout_s}:latest"), bundle.to_str().unwrap()]);
     let rootfs = bundle.join("rootfs");
-    let installs = rootfs.join("home/sbx/.local/share/mise/installs");
+    let installs = rootfs.join("opt/sbx/mise/installs");
     let version = run(installs.join("node/22.11.0/bin/node").to_str().unwrap(), &[]);
     assert_eq!(version.trim(), "v22.11.0");
     assert_eq!(std::fs::read_link(installs.join("node/22")).unwrap(), Path::new("./22.11.0"));
@@ -131,7 +131,10 @@ async fn layout_passes_skopeo_and_umoci_and_runs_the_tool() {
     let manifest = std::fs::read_to_string(installs.join(".mise-installs.toml")).unwrap();
     assert!(manifest.contains("[node]") && manifest.contains("full = \"github:jqlang/jq\""), "{manifest}");
     assert!(std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap().contains("sbx:x:1000:1000"));
-    assert!(rootfs.join("home/sbx/.config/mise/config.toml").is_file());
+    assert!(rootfs.join("etc/mise/config.toml").is_file());
+    assert!(rootfs.join("home/sbx").is_dir());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(rootfs.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
 
     // The tree hash recorded in the manifest matches the unpacked tree.
     let manifest: serde_json::Value = serde_json::from_slice(&out.images[0].manifest_json).unwrap();
@@ -143,9 +146,10 @@ async fn layout_passes_skopeo_and_umoci_and_runs_the_tool() {
     );
     let cfg: serde_json::Value = serde_json::from_slice(&out.images[0].config_json).unwrap();
     let env: Vec<&str> = cfg["config"]["Env"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert!(env[0].starts_with(
-        "PATH=/home/sbx/.local/share/mise/installs/jq/1.7.1/bin:/home/sbx/.local/share/mise/installs/node/22.11.0/bin:"
-    ), "{env:?}");
+    assert!(
+        env[0].starts_with("PATH=/opt/sbx/mise/installs/jq/1.7.1/bin:/opt/sbx/mise/installs/node/22.11.0/bin:"),
+        "{env:?}"
+    );
     assert!(cfg["history"].as_array().unwrap().iter().all(|h| h.get("created").is_none()));
 
     let summary = sbx_image::output::summary_json(&out);

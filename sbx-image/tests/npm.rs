@@ -84,7 +84,7 @@ async fn npm_closure_with_bin_links_and_no_scripts() {
         let _ = e.read_to_string(&mut s);
         entries.insert(path, (link, mode));
     }
-    let base = "home/sbx/.local/share/mise/installs/npm-acme-cli/1.0.0";
+    let base = "opt/sbx/mise/installs/npm-acme-cli/1.0.0";
     assert_eq!(entries[&format!("{base}/bin/acme")].0.as_deref(), Some("../lib/node_modules/@acme/cli/bin/acme.js"));
     assert_eq!(
         entries[&format!("{base}/lib/node_modules/@acme/cli/bin/acme.js")].1,

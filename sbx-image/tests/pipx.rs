@@ -66,7 +66,7 @@ async fn pipx_venv_with_console_scripts() {
         let _ = e.read_to_string(&mut s);
         entries.insert(path, (link, mode, s));
     }
-    let install = "home/sbx/.local/share/mise/installs/pipx-hello-tool/1.0";
+    let install = "opt/sbx/mise/installs/pipx-hello-tool/1.0";
     let venv = format!("{install}/hello-tool");
     assert_eq!(entries[&format!("{install}/bin/hello")].0.as_deref(), Some("../hello-tool/bin/hello"));
     let script = &entries[&format!("{venv}/bin/hello")];
@@ -79,13 +79,13 @@ async fn pipx_venv_with_console_scripts() {
     assert!(entries[&format!("{venv}/bin/legacy")].2.starts_with(&format!("#!/{venv}/bin/python\nprint")));
     assert_eq!(
         entries[&format!("{venv}/bin/python")].0.as_deref(),
-        Some("/home/sbx/.local/share/mise/installs/python/3.12.7/bin/python3.12")
+        Some("/opt/sbx/mise/installs/python/3.12.7/bin/python3.12")
     );
     assert!(entries.contains_key(&format!("{venv}/lib/python3.12/site-packages/hello/__init__.py")));
     assert!(!entries.keys().any(|k| k.contains(".data")));
     assert!(
         entries[&format!("{venv}/pyvenv.cfg")]
             .2
-            .contains("home = /home/sbx/.local/share/mise/installs/python/3.12.7/bin")
+            .contains("home = /opt/sbx/mise/installs/python/3.12.7/bin")
     );
 }
