@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use ipnet::IpNet;
 
@@ -136,15 +135,28 @@ impl CidrRule {
     pub fn parse(text: &str, source: impl Into<String>) -> Result<CidrRule, RuleError> {
         let source = source.into();
         let trimmed = text.trim();
-        let net = IpNet::from_str(trimmed).or_else(|_| trimmed.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
-            RuleError {
-                kind: "CIDR",
-                text: truncate(text),
-                source_label: source.clone(),
-                reason: "not an address block".into(),
-                help: CIDR_HELP,
-            }
-        })?;
+        let err = |reason: String| RuleError {
+            kind: "CIDR",
+            text: truncate(text),
+            source_label: source.clone(),
+            reason,
+            help: CIDR_HELP,
+        };
+        let (addr, prefix) = match trimmed.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (trimmed, None),
+        };
+        let ip: IpAddr = addr.parse().map_err(|_| err(format!("`{}` is not an IP address", truncate(addr))))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let net = match prefix {
+            None => IpNet::from(ip),
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|_| prefix.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|len| IpNet::new(ip, len).ok())
+                .ok_or_else(|| err(format!("the prefix length must be a number from 0 to {max}")))?,
+        };
         Ok(CidrRule { net: net.trunc(), source })
     }
 

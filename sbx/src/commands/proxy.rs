@@ -86,19 +86,27 @@ pub fn run(ctx: &Context, args: &ProxyArgs) -> miette::Result<Exit> {
         .into_diagnostic()
         .wrap_err("cannot start the proxy's runtime")?;
     runtime.block_on(async {
+        // Registered before anything is printed: a signal after the banner always stops cleanly.
+        let stop = stop_signals()?;
+        // Positioned at the log's current end before the proxy accepts anything, so `-v` shows
+        // exactly this run's decisions.
+        let mut reader = AuditReader::open(&state_dir);
+        let _ = reader.read_new();
         let mut handle = Proxy::start(options).await?;
         let ca = state_dir.join("ca.pem");
         std::fs::write(&ca, handle.ca_cert_pem()).map_err(|e| miette!("cannot write {}: {e}", ca.display()))?;
         print_banner(&handle, &ca, &preset, &injected);
-        if ctx.out.verbose > 0 {
-            tokio::spawn(echo_audit(state_dir.clone()));
-        }
-        let stop = wait_for_signal();
+        let (stop_echo, echo_stopped) = tokio::sync::oneshot::channel();
+        let echo = (ctx.out.verbose > 0).then(|| tokio::spawn(echo_audit(reader, echo_stopped)));
         tokio::select! {
-            r = stop => r?,
+            () = stop => {}
             _ = handle.wait() => return Err(miette!("the proxy stopped unexpectedly")),
         }
         handle.shutdown().await;
+        let _ = stop_echo.send(());
+        if let Some(echo) = echo {
+            let _ = echo.await;
+        }
         if !ctx.out.quiet {
             eprintln!("sbx proxy: stopped");
         }
@@ -126,29 +134,35 @@ fn print_banner(handle: &ProxyHandle, ca: &Path, preset: &str, injected: &[Strin
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_signal() -> miette::Result<()> {
+/// A future that resolves on Ctrl-C (SIGINT) or SIGTERM; the handlers are installed now.
+fn stop_signals() -> miette::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).into_diagnostic().wrap_err("cannot watch for Ctrl-C")?;
     let mut term = signal(SignalKind::terminate()).into_diagnostic().wrap_err("cannot watch for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.into_diagnostic().wrap_err("cannot watch for Ctrl-C"),
-        _ = term.recv() => Ok(()),
-    }
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
-/// `-v`: every new audit line, rendered, on stderr.
-async fn echo_audit(state_dir: PathBuf) {
-    let mut reader = AuditReader::open(&state_dir);
-    // Only decisions from now on: skip what earlier runs logged.
-    let _ = reader.read_new();
+/// `-v`: every new audit line, rendered, on stderr, until `stop` fires (then the last ones).
+async fn echo_audit(mut reader: AuditReader, mut stop: tokio::sync::oneshot::Receiver<()>) {
     loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let last = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => false,
+            _ = &mut stop => true,
+        };
         match reader.read_new() {
             Ok(entries) => entries.iter().for_each(|e| eprintln!("{}", e.render_line())),
             Err(e) => {
                 eprintln!("sbx proxy: stopped echoing the audit log: {e}");
                 return;
             }
+        }
+        if last {
+            return;
         }
     }
 }
