@@ -13,6 +13,7 @@
 //!
 //! It never builds images: its only input is an OCI layout produced by `sbx build`.
 
+pub mod docker_sbx;
 pub mod env;
 pub mod error;
 pub mod helper;

@@ -2,6 +2,8 @@
 //! tries one way out of a real sandbox and must fail; a success fails the test and names the
 //! hole. Control probes check that the proxy relay works, so "blocked" is not a broken sandbox.
 
+#[path = "engine_daemons/mod.rs"]
+mod engine_daemons;
 mod support;
 
 use std::collections::BTreeMap;
@@ -355,4 +357,16 @@ fn escape_suite_bwrap() {
 #[test]
 fn escape_suite_gvisor() {
     escape_suite(RuntimeKind::Gvisor, RuntimeChoice::Gvisor);
+}
+
+#[test]
+fn escape_suite_docker() {
+    let _dockerd = engine_daemons::Dockerd::start(false);
+    escape_suite(RuntimeKind::Docker, RuntimeChoice::Docker);
+}
+
+#[test]
+fn escape_suite_podman() {
+    let _podman = engine_daemons::Podman::setup();
+    escape_suite(RuntimeKind::Podman, RuntimeChoice::Podman);
 }

@@ -130,16 +130,18 @@ impl Podman {
             g = d.join("graph").display(),
             r = d.join("run").display()
         );
+        // No `static_dir`: conmon's exit command (`podman container cleanup`) does not see
+        // CONTAINERS_CONF, so a custom libpod database dir makes every `run --rm` wait 20 s for
+        // an exit that cleanup never records. The default lives under the private graphroot.
         let runc = which("runc").unwrap_or_else(|| PathBuf::from("/usr/sbin/runc"));
         let conf = format!(
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\nlog_driver = \"k8s-file\"\n\
              [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             events_logfile_path = \"{ev}\"\ntmp_dir = \"{tmp}\"\nvolume_path = \"{vol}\"\nstatic_dir = \"{st}\"\n\
+             events_logfile_path = \"{ev}\"\ntmp_dir = \"{tmp}\"\nvolume_path = \"{vol}\"\n\
              [engine.runtimes]\nrunc = [\"{runc}\"]\n",
             ev = d.join("events.log").display(),
             tmp = d.join("tmp").display(),
             vol = d.join("volumes").display(),
-            st = d.join("static").display(),
             runc = runc.display(),
         );
         std::fs::write(d.join("storage.conf"), storage).unwrap();
