@@ -10,6 +10,7 @@
 //! `sbx stop` ends the sandbox, which ends the supervisor and with it the proxy. If the
 //! supervisor is killed, the sandbox loses its only way out (and bwrap sandboxes die with it).
 
+pub mod docker_sbx;
 pub mod image;
 pub mod proxy;
 pub mod secrets;
