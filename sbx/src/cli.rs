@@ -70,6 +70,15 @@ pub enum Command {
     /// request still matches; --upgrade moves them. A mise.lock next to the config is honoured.
     Lock(LockArgs),
     /// Build the sandbox image from sbx.lock (no daemon needed).
+    ///
+    /// One layer per locked tool version and platform, reproducible: the same lockfile gives
+    /// the same digest on any machine. Reads only sbx.lock and .sbx.toml ([image] base,
+    /// platforms, data_dir, user, workdir, compression); never resolves versions, and refuses a
+    /// lockfile that is missing or stale (run `sbx lock` first). Downloads are verified against
+    /// the locked checksums and cached (SBX_CACHE_DIR, default ~/.cache/sbx); unchanged layers
+    /// come from the layer cache. SOURCE_DATE_EPOCH sets every file time (default 0). Without
+    /// --output the image goes to .sbx/image (the OCI layout `sbx start` and `sbx verify`
+    /// read); the image index digest is printed on stdout.
     Build(crate::commands::build::BuildArgs),
     /// Start the agent in a sandbox with the locked toolchain.
     Start(crate::commands::start::StartArgs),
