@@ -434,7 +434,12 @@ fn faults_damaged_cache_truncated_download_hostile_tarballs_and_a_killed_build()
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("the download", || env.server.hits().iter().any(|h| h.path == NODE_URL_PATH));
+    // The partial download exists: the build is inside the (stalled) download.
+    let downloads = killed_cache.join("downloads/sha256");
+    wait_for("the download", || {
+        std::fs::read_dir(&downloads)
+            .is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".part-")))
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     env.server.clear_faults();
