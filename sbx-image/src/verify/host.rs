@@ -314,3 +314,101 @@ fn layer_path(layer: &LayerCheck) -> Result<PathBuf> {
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "layer blob path unknown"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::{LayerOptions, LayerTree, write_layer};
+    use crate::verify::layer::scan_layer;
+    use std::os::unix::fs::PermissionsExt;
+
+    const IMAGE_DIR: &str = "/home/sbx/.local/share/mise/installs/pipx-black/24.10.0";
+
+    /// A venv-like install: a script and pyvenv.cfg naming `data`, a python symlink into it.
+    fn venv(dir: &Path, data: &str, exec: u32) {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(
+            dir.join("bin/black"),
+            format!("#!{data}/installs/pipx-black/24.10.0/bin/python\nimport black\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(dir.join("bin/black"), std::fs::Permissions::from_mode(exec)).unwrap();
+        std::fs::write(dir.join("pyvenv.cfg"), format!("home = {data}/installs/python/3.12.7/bin\n")).unwrap();
+        std::os::unix::fs::symlink(format!("{data}/installs/python/3.12.7/bin/python3"), dir.join("bin/python"))
+            .unwrap();
+        std::fs::write(dir.join("data.txt"), "same\n").unwrap();
+    }
+
+    fn layer_check(image_tree: &Path, blobs: &Path) -> LayerCheck {
+        let mut tree = LayerTree::new();
+        tree.add_tree(IMAGE_DIR, image_tree).unwrap();
+        let blob = write_layer(&tree, &LayerOptions::default(), blobs, Some(IMAGE_DIR)).unwrap();
+        let path = blobs.join(blob.digest.trim_start_matches("sha256:"));
+        LayerCheck {
+            platform: Platform::LINUX_AMD64,
+            tool: "pipx:black".into(),
+            version: "24.10.0".into(),
+            backend: "pipx:black".into(),
+            digest: blob.digest.clone(),
+            install_dir: IMAGE_DIR.into(),
+            tree_hash: blob.tree_hash.clone(),
+            computed_tree_hash: blob.tree_hash.clone(),
+            ok: true,
+            scan: Some(scan_layer(&path, &blob.media_type, IMAGE_DIR).unwrap()),
+            media_type: blob.media_type,
+            blob_path: Some(path),
+        }
+    }
+
+    #[test]
+    fn install_paths_are_explained_and_real_differences_are_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let image_tree = tmp.path().join("image");
+        venv(&image_tree, "/home/sbx/.local/share/mise", 0o755);
+        let layer = layer_check(&image_tree, &tmp.path().join("blobs"));
+        let data = tmp.path().join("host data");
+        let host = data.join("installs/pipx-black/24.10.0");
+        venv(&host, &data.display().to_string(), 0o755);
+        let lock: Lockfile = toml_lock();
+        let report = verify_host(&lock, std::slice::from_ref(&layer), Platform::LINUX_AMD64, &data).unwrap();
+        let tool = &report.tools[0];
+        assert_eq!(tool.status, HostStatus::Equivalent, "{tool:#?}");
+        let paths: Vec<(&str, &[FileReason])> = tool.files.iter().map(|f| (f.path.as_str(), &f.reasons[..])).collect();
+        assert_eq!(
+            paths,
+            [
+                ("bin/black", &[FileReason::EmbedsInstallPath][..]),
+                ("bin/python", &[FileReason::EmbedsInstallPath][..]),
+                ("pyvenv.cfg", &[FileReason::EmbedsInstallPath][..]),
+            ]
+        );
+        assert!(report.ok());
+
+        // A real change next to the path: content and exec bit are reported, and fail.
+        std::fs::write(host.join("pyvenv.cfg"), format!("home = {}/installs/python/3.12.8/bin\n", data.display()))
+            .unwrap();
+        std::fs::set_permissions(host.join("data.txt"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(host.join("extra"), "x").unwrap();
+        let report = verify_host(&lock, std::slice::from_ref(&layer), Platform::LINUX_AMD64, &data).unwrap();
+        let tool = &report.tools[0];
+        assert_eq!(tool.status, HostStatus::Differs);
+        let find = |p: &str| tool.files.iter().find(|f| f.path == p).unwrap().reasons.clone();
+        assert_eq!(find("pyvenv.cfg"), [FileReason::Content]);
+        assert_eq!(find("data.txt"), [FileReason::ExecBit]);
+        assert_eq!(find("extra"), [FileReason::OnlyOnHost]);
+        assert!(!report.ok());
+    }
+
+    fn toml_lock() -> Lockfile {
+        let tool = sbx_mise::lockfile::model::LockedTool {
+            backend: "pipx:black".into(),
+            request: "24".into(),
+            version: "24.10.0".into(),
+            runtime: Some("python@3.12.7".into()),
+            options: BTreeMap::new(),
+            platforms: BTreeMap::new(),
+            packages: Vec::new(),
+        };
+        Lockfile { tools: BTreeMap::from([("pipx:black".to_string(), vec![tool])]), ..Lockfile::default() }
+    }
+}

@@ -1,4 +1,4 @@
-//! Re-reading a layer blob from its bytes: the compressed digest, the diff_id, and the tree
+//! Re-reading a layer blob from its bytes: the diff_id and the tree
 //! hash of the entries below the tool's install directory, computed exactly as
 //! [`crate::treehash`] defines it (so a layer and a directory on disk compare entry by entry).
 
@@ -10,13 +10,11 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ImageError, IoContext, Result};
-use crate::treehash::{TreeHasher, TreeRecord, file_sha256};
+use crate::treehash::{TreeHasher, TreeRecord};
 
 /// What a layer's bytes contain, as far as verification cares.
 #[derive(Clone, Debug)]
 pub struct LayerScan {
-    /// `sha256:` of the blob file as stored.
-    pub digest: String,
     /// `sha256:` of the uncompressed tar.
     pub diff_id: String,
     /// The tree hash of the entries below the root.
@@ -79,7 +77,6 @@ fn archive_err(path: &Path, e: impl std::fmt::Display) -> ImageError {
 /// Scans the layer blob at `path`; `root` is the install directory (absolute or relative to
 /// `/`) whose tree hash is computed. With an empty `root` only the digests are meaningful.
 pub fn scan_layer(path: &Path, media_type: &str, root: &str) -> Result<LayerScan> {
-    let digest = format!("sha256:{}", file_sha256(path)?);
     let root = clean(root.as_bytes());
     let mut stream = Hashing { inner: open_tar(path, media_type)?, hasher: Sha256::new() };
     let mut hasher = TreeHasher::new();
@@ -143,7 +140,7 @@ pub fn scan_layer(path: &Path, media_type: &str, root: &str) -> Result<LayerScan
     io::copy(&mut stream, &mut io::sink()).map_err(|e| archive_err(path, e))?;
     let diff_id = format!("sha256:{}", hex::encode(stream.hasher.finalize()));
     let entries = hasher.entries().to_vec();
-    Ok(LayerScan { digest, diff_id, tree_hash: hasher.finish(), entries, outside })
+    Ok(LayerScan { diff_id, tree_hash: hasher.finish(), entries, outside })
 }
 
 /// Reads the content of the regular files at `wanted` (paths relative to `root`) from the
@@ -194,6 +191,7 @@ impl io::Write for HashSink<'_> {
 mod tests {
     use super::*;
     use crate::layer::{Compression, LayerOptions, LayerTree, write_layer};
+    use crate::treehash::file_sha256;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -213,7 +211,7 @@ mod tests {
             let blob = write_layer(&tree, &opts, out.path(), Some("opt/m/installs/t/1.0")).unwrap();
             let path = out.path().join(blob.digest.trim_start_matches("sha256:"));
             let scan = scan_layer(&path, &blob.media_type, "/opt/m/installs/t/1.0").unwrap();
-            assert_eq!(scan.digest, blob.digest);
+            assert_eq!(format!("sha256:{}", file_sha256(&path).unwrap()), blob.digest);
             assert_eq!(scan.diff_id, blob.diff_id);
             assert_eq!(Some(scan.tree_hash.clone()), blob.tree_hash);
             assert_eq!(scan.tree_hash, crate::treehash::tree_hash_dir(dir.path()).unwrap());

@@ -1,7 +1,8 @@
 //! `sbx verify`: an image against `sbx.lock`, and the host's mise installs against the image.
 //!
 //! [`verify_image`] checks, for every platform image: that its tool layers are exactly the
-//! lockfile's tools (names, backends, versions; every locked Linux platform present), that
+//! lockfile's tools (names, backends, versions; every locked Linux platform present, those
+//! added with `sbx lock --platform` optional), that
 //! each layer's blob hashes to its digest, its tar to the config's diff_id, and its install
 //! tree to the `dev.sbx.tree-hash` annotation (recomputed from the layer's bytes, see
 //! [`crate::treehash`]), that a tool layer holds nothing outside its install directory, and
@@ -173,10 +174,12 @@ pub fn verify_image(image: &OciImage, lock: &Lockfile, lock_digests: &[String]) 
     for problem in &image.integrity {
         found.error(FindingKind::Document, None, None, problem.clone());
     }
-    let locked_platforms: BTreeSet<Platform> =
-        lock.platforms.iter().copied().filter(|p| p.oci_os() == "linux").collect();
+    // Platforms added with `sbx lock --platform` (the host's) may be built, need not be.
+    let required: BTreeSet<Platform> =
+        lock.platforms.iter().copied().filter(|p| p.oci_os() == "linux" && !lock.extra_platforms.contains(p)).collect();
+    let locked_platforms: BTreeSet<Platform> = lock.platforms.iter().copied().collect();
     let image_platforms: BTreeSet<Platform> = image.manifests.iter().map(|m| m.platform).collect();
-    for p in locked_platforms.difference(&image_platforms) {
+    for p in required.difference(&image_platforms) {
         found.error(
             FindingKind::PlatformMissing,
             Some(*p),
@@ -412,6 +415,16 @@ fn check_digests(
     tool: Option<&str>,
 ) -> Option<LayerScan> {
     let what = tool.map(|t| format!("layer of {t}")).unwrap_or_else(|| "layer".into());
+    // The blob digest first: a damaged blob may not even decompress.
+    match crate::treehash::file_sha256(path) {
+        Ok(hex) if format!("sha256:{hex}") != desc.digest => found.error(
+            FindingKind::BlobDigest,
+            platform,
+            tool,
+            format!("{what} {}: its bytes hash to sha256:{hex} (tampered or damaged)", desc.digest),
+        ),
+        _ => {}
+    }
     let scan = match scan_layer(path, &desc.media_type, install_dir.unwrap_or("")) {
         Ok(s) => s,
         Err(e) => {
@@ -424,14 +437,6 @@ fn check_digests(
             return None;
         }
     };
-    if scan.digest != desc.digest {
-        found.error(
-            FindingKind::BlobDigest,
-            platform,
-            tool,
-            format!("{what} {}: its bytes hash to {} (tampered or damaged)", desc.digest, scan.digest),
-        );
-    }
     match diff_id {
         Some(d) if *d != scan.diff_id => found.error(
             FindingKind::DiffId,
