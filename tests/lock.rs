@@ -79,7 +79,7 @@ impl Env {
 
     fn lock_ok(&self, args: &[&str]) -> String {
         let (code, stderr) = self.lock(args);
-        assert_eq!(code, 0, "sbx lock {args:?} failed:\n{stderr}");
+        assert_eq!(code, 0, "sbx lock {args:?} failed:\n{stderr}\nhits: {:?}", self.server.hits());
         stderr
     }
 
