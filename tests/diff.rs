@@ -134,3 +134,27 @@ fn git_revisions_as_sides() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a file nor a lockfile in git"));
 }
+
+/// `lockfile` with a `[base]` pinned to `amd`'s digest for linux/amd64.
+fn with_base(lock: &str, index: char, amd: char) -> String {
+    let base = format!(
+        "\n[base]\nreference = \"debian:bookworm-slim\"\ndigest = \"sha256:{}\"\n\n[base.platforms]\n\"linux/amd64\" = \"sha256:{}\"\n\"linux/arm64\" = \"sha256:{}\"\n",
+        index.to_string().repeat(64),
+        amd.to_string().repeat(64),
+        "9".repeat(64)
+    );
+    // `[base]` goes before the tool tables.
+    lock.replacen("\n[[tools.node]]", &format!("{base}\n[[tools.node]]"), 1)
+}
+
+#[test]
+fn base_image_digest_change() {
+    let old = with_base(&lockfile("22.11.0", 'a', DEPS), '1', '2');
+    let new = with_base(&lockfile("22.11.0", 'a', DEPS), '3', '4');
+    let text = diff(&old, &new, false);
+    insta::assert_snapshot!(text);
+    assert!(text.contains(&format!("base image: sha256:{} → sha256:{}", "1".repeat(64), "3".repeat(64))), "{text}");
+    let md = diff(&old, &new, true);
+    assert!(md.contains("| ~ | *base image* |"), "{md}");
+    assert!(diff(&old, &old, false).starts_with("no changes"));
+}

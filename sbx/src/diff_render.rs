@@ -1,5 +1,5 @@
-//! Human renderings of lockfile changes: after `sbx lock`, for `sbx lock --check`, and (with
-//! issue #5) `sbx diff`. Red flags come first.
+//! Human renderings of lockfile changes: after `sbx lock`, for `sbx lock --check`, and for
+//! `sbx diff` (lockfiles, git revisions or images on either side). Red flags come first.
 
 use std::cmp::Ordering;
 
@@ -21,6 +21,10 @@ pub fn render_text(diff: &LockDiff, out: Output) -> String {
     }
     for change in &diff.tools {
         s += &match change {
+            // An image records no requests: its entries carry the version as request.
+            ToolChange::Added { name, request, version } if request == version => {
+                format!("  {} {name} {version}\n", out.paint("32", "+"))
+            }
             ToolChange::Added { name, request, version } => {
                 format!("  {} {name} {request} → {version}\n", out.paint("32", "+"))
             }
@@ -127,6 +131,9 @@ pub fn render_markdown(diff: &LockDiff, old: &str, new: &str) -> String {
     }
     for c in &diff.tools {
         s += &match c {
+            ToolChange::Added { name, request, version } if request == version => {
+                format!("| ➕ | {name} | added: **{version}** |\n")
+            }
             ToolChange::Added { name, request, version } => {
                 format!("| ➕ | {name} | added: {request} → **{version}** |\n")
             }

@@ -1,14 +1,18 @@
 //! `sbx diff OLD NEW`: what changed between two lockfiles, for reviews and PR comments.
 //!
 //! Each side is a lockfile path, or a git revision with a path (`HEAD~1:sbx.lock`), or a bare
-//! revision (`main` means `main:sbx.lock`). Without arguments: `HEAD:sbx.lock` against the
-//! working copy.
+//! revision (`main` means `main:sbx.lock`), or an image (`oci:DIR`, an OCI layout directory,
+//! `docker://REF`), read through its annotations (`sbx_image::verify::view`). Without
+//! arguments: `HEAD:sbx.lock` against the working copy. With an image on one side only tools,
+//! versions, Linux platforms and base digests are compared (an image records no downloads);
+//! two images compare by installed content too.
 
 use std::path::Path;
 use std::process::Command;
 
 use sbx_mise::SourceFile;
-use sbx_mise::lockfile::{self, Lockfile, diff::diff};
+use sbx_mise::lockfile::diff::{DiffOptions, diff_with};
+use sbx_mise::lockfile::{self, Lockfile};
 
 use crate::cli::{DiffArgs, DiffFormat};
 use crate::diff_render::{render_markdown, render_text};
@@ -19,9 +23,9 @@ use crate::project::Project;
 pub fn run(project: &Project, args: &DiffArgs, out: Output) -> miette::Result<()> {
     let old_spec = args.old.clone().unwrap_or_else(|| "HEAD".to_string());
     let new_spec = args.new.clone().unwrap_or_else(|| project.lockfile_path().display().to_string());
-    let old = load_side(project, &old_spec)?;
-    let new = load_side(project, &new_spec)?;
-    let changes = diff(&old, &new);
+    let (old, old_image) = load_side(project, &old_spec)?;
+    let (new, new_image) = load_side(project, &new_spec)?;
+    let changes = diff_with(&old, &new, DiffOptions { artifacts: old_image == new_image });
     match args.format {
         DiffFormat::Text => {
             if changes.is_empty() {
@@ -36,8 +40,17 @@ pub fn run(project: &Project, args: &DiffArgs, out: Output) -> miette::Result<()
     Ok(())
 }
 
-/// Reads one side: a file, `REV:PATH` from git, or a bare `REV` (its `sbx.lock`).
-fn load_side(project: &Project, spec: &str) -> miette::Result<Lockfile> {
+/// Reads one side: an image's lock view, a file, `REV:PATH` from git, or a bare `REV` (its
+/// `sbx.lock`). Also says whether it was an image.
+fn load_side(project: &Project, spec: &str) -> miette::Result<(Lockfile, bool)> {
+    if super::verify::is_image_arg(spec, &project.root) {
+        let image = super::verify::load_image(&project.root, project, Some(spec))?;
+        return Ok((sbx_image::verify::view::lock_view(&image), true));
+    }
+    load_lockfile(project, spec).map(|l| (l, false))
+}
+
+fn load_lockfile(project: &Project, spec: &str) -> miette::Result<Lockfile> {
     let as_path = Path::new(spec);
     let path = if as_path.is_absolute() { as_path.to_path_buf() } else { project.root.join(as_path) };
     if path.is_file() {
