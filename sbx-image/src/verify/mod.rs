@@ -285,6 +285,10 @@ fn check_tools(image: &OciImage, manifest: &ImageManifest, lock: &Lockfile, foun
         let path = image.blob_path(&desc.digest);
         let is_tool = a.get(keys::LAYER).map(String::as_str) == Some("tool");
         let tool = a.get(keys::TOOL).cloned().unwrap_or_default();
+        let version = a.get(keys::VERSION).cloned().unwrap_or_default();
+        if is_tool {
+            seen.entry(tool.clone()).or_default().push(version.clone());
+        }
         if !path.is_file() {
             found.error(
                 FindingKind::LayerUnreadable,
@@ -299,10 +303,8 @@ fn check_tools(image: &OciImage, manifest: &ImageManifest, lock: &Lockfile, foun
             check_digests(&path, desc, manifest.diff_ids.get(index), None, found, p, None);
             continue;
         }
-        let version = a.get(keys::VERSION).cloned().unwrap_or_default();
         let backend = a.get(keys::BACKEND).cloned().unwrap_or_default();
         let install_dir = a.get(keys::INSTALL_DIR).cloned().unwrap_or_default();
-        seen.entry(tool.clone()).or_default().push(version.clone());
         let label = format!("{tool} {version}");
         let before = found.0.len();
         match expected.get(&(tool.clone(), version.clone())) {
@@ -453,4 +455,104 @@ fn check_digests(
         _ => {}
     }
     install_dir.map(|_| scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::Descriptor;
+    use sbx_mise::lockfile::model::{Artifact, Checksum, LockedBase, LockedTool};
+
+    fn locked(version: &str) -> LockedTool {
+        let artifact =
+            Artifact { url: "https://x/n.tgz".into(), checksum: Checksum::Sha256("a".repeat(64)), size: None };
+        LockedTool {
+            backend: "core:node".into(),
+            request: "22".into(),
+            version: version.into(),
+            runtime: None,
+            options: BTreeMap::new(),
+            platforms: BTreeMap::from([(Platform::LINUX_AMD64, artifact)]),
+            packages: Vec::new(),
+        }
+    }
+
+    fn tool_layer(tool: &str, version: &str) -> Descriptor {
+        let mut d = Descriptor::for_bytes("application/vnd.oci.image.layer.v1.tar+gzip", tool.as_bytes());
+        for (k, v) in
+            [(keys::LAYER, "tool"), (keys::TOOL, tool), (keys::VERSION, version), (keys::BACKEND, "core:node")]
+        {
+            d.annotations.insert(k.into(), v.into());
+        }
+        d
+    }
+
+    fn image(layers: Vec<Descriptor>, base: Option<&str>) -> OciImage {
+        let annotations =
+            base.map(|b| BTreeMap::from([(keys::BASE_DIGEST.to_string(), b.to_string())])).unwrap_or_default();
+        OciImage {
+            reference: "oci:test".into(),
+            index_digest: None,
+            annotations: BTreeMap::new(),
+            manifests: vec![ImageManifest {
+                platform: Platform::LINUX_AMD64,
+                digest: "sha256:m".into(),
+                annotations,
+                layers,
+                diff_ids: Vec::new(),
+                env: Vec::new(),
+            }],
+            blobs_dir: "/nonexistent".into(),
+            integrity: Vec::new(),
+        }
+    }
+
+    fn kinds(report: &ImageReport) -> Vec<(FindingKind, Option<String>)> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.kind != FindingKind::LayerUnreadable)
+            .map(|f| (f.kind, f.tool.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn tools_versions_platforms_and_base_against_the_lock() {
+        let mut lock = Lockfile {
+            platforms: vec![Platform::LINUX_AMD64, Platform::LINUX_ARM64],
+            tools: BTreeMap::from([
+                ("node".to_string(), vec![locked("22.12.0")]),
+                ("go".to_string(), vec![locked("1.23.1")]),
+            ]),
+            ..Lockfile::default()
+        };
+        lock.base = Some(LockedBase {
+            reference: "debian".into(),
+            digest: "sha256:index".into(),
+            platforms: BTreeMap::from([(Platform::LINUX_AMD64, "sha256:base1".to_string())]),
+        });
+        let img = image(vec![tool_layer("node", "22.11.0"), tool_layer("zig", "0.13.0")], Some("sha256:base2"));
+        let report = verify_image(&img, &lock, &[]);
+        assert!(!report.ok());
+        let mut got = kinds(&report);
+        got.sort();
+        let mut want = vec![
+            (FindingKind::PlatformMissing, None),
+            (FindingKind::BaseMismatch, None),
+            (FindingKind::ToolMissing, Some("go".into())),
+            (FindingKind::ToolUnexpected, Some("zig".into())),
+            (FindingKind::VersionMismatch, Some("node".into())),
+        ];
+        want.sort();
+        assert_eq!(got, want, "{:#?}", report.findings);
+
+        // The extra platform (sbx lock --platform) need not be built; no base pinned but one
+        // recorded is reported.
+        lock.extra_platforms = vec![Platform::LINUX_ARM64];
+        lock.base = None;
+        let report = verify_image(&image(vec![tool_layer("node", "22.12.0")], Some("sha256:b")), &lock, &[]);
+        let got = kinds(&report);
+        assert!(got.contains(&(FindingKind::BaseUnexpected, None)), "{got:?}");
+        assert!(!got.iter().any(|k| k.0 == FindingKind::PlatformMissing), "{got:?}");
+    }
 }
