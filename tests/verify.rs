@@ -72,7 +72,7 @@ impl Env {
     }
 
     /// Builds the image from sbx.lock into `.sbx/image`, as `sbx build` does.
-    fn build(&self) {
+    fn build(&self) -> sbx_image::BuildOutput {
         let (lock, bytes) = self.parsed();
         let mut opts = BuildOptions::new(Cache::new(&self.cache));
         opts.lockfile_digest = Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))));
@@ -80,6 +80,7 @@ impl Env {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let out = runtime.block_on(sbx_image::build_image(&lock, &opts, &NoProgress)).unwrap();
         sbx_image::output::write_oci_layout(&out, &self.image_dir(), "latest").unwrap();
+        out
     }
 
     /// `sbx verify ARGS…` → (exit code, stdout, stderr).
@@ -369,4 +370,73 @@ fn a_tool_missing_on_the_host_fails_host_verification() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("✗ node 22.11.0 is missing on the host"), "{stdout}");
     assert!(stdout.contains("✓ linux/amd64: node 22.11.0"), "the image itself matches: {stdout}");
+}
+
+/// A `docker-registry` on a free loopback port, stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry() -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    let data = dir.path().join("data");
+    let yml = format!(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+        data.display()
+    );
+    std::fs::write(&config, yml).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("`docker-registry` is required (install it via .ci/install-deps): {e}"));
+    let registry = Registry { child, addr, _dir: dir };
+    // Wait for the listener; give up after about 20 s.
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&registry.addr).is_ok() {
+            return registry;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on {}", registry.addr);
+}
+
+#[test]
+fn an_image_in_a_registry_is_verified_from_its_pulled_blobs() {
+    let env = Env::new();
+    env.lock(&[]);
+    let out = env.build();
+    let registry = start_registry();
+    let reference = format!("{}/sbx/verify:v1", registry.addr);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(sbx_image::registry::push(&out, &reference, &NoProgress)).unwrap();
+    // A fresh cache: every layer is pulled (and checked by digest) for the scan.
+    let fresh = env.tmp.path().join("verify-cache");
+    let (code, stdout, stderr) = env.verify(&[&reference], &[("SBX_CACHE_DIR", &fresh)]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("image {reference} against sbx.lock")), "{stdout}");
+    assert!(stdout.contains("✓ linux/amd64: node 22.11.0"), "{stdout}");
+    let (code, json) = env.verify_json(&[&format!("docker://{reference}")], &[("SBX_CACHE_DIR", &fresh)]);
+    assert_eq!(code, 0);
+    assert_eq!(json["image"]["index_digest"].as_str(), Some(out.index_digest.as_str()));
+    // Another lock: the registry image is named as not matching it.
+    std::fs::write(env.project.join("mise.toml"), "[tools]\nnode = \"20\"\n").unwrap();
+    env.lock(&[]);
+    let (code, stdout, _) = env.verify(&[&reference], &[("SBX_CACHE_DIR", &fresh)]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("node: sbx.lock locks 20.18.0, the image has 22.11.0"), "{stdout}");
 }
