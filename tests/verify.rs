@@ -1,7 +1,7 @@
 //! End-to-end tests of sbx verify: image ↔ lockfile and host ↔ image parity.
 //!
-//! Hermetic: node comes from the loopback fixture server; the image is built with
-//! `sbx_image::build_image` and written where `sbx build` writes it (`.sbx/image`). The host
+//! Hermetic: node comes from the loopback fixture server; the image is built by `sbx build`
+//! into `.sbx/image` (or pushed to a loopback `docker-registry`). The host
 //! parity test installs the same lock with the real mise (`@jdxcode/mise-linux-x64` from the
 //! npm registry, pinned by version and sha512, cached under `target/test-cache`).
 
@@ -13,9 +13,6 @@ use std::process::Command;
 
 use sbx_fixtures::FixtureServer;
 use sbx_image::oci::canonical_json;
-use sbx_image::{BuildOptions, Cache, NoProgress};
-use sbx_mise::SourceFile;
-use sbx_mise::lockfile::{self, Lockfile};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 
@@ -61,26 +58,16 @@ impl Env {
         assert!(out.status.success(), "sbx lock: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    fn parsed(&self) -> (Lockfile, Vec<u8>) {
-        let path = self.project.join("sbx.lock");
-        let bytes = std::fs::read(&path).unwrap();
-        (lockfile::from_toml(SourceFile::new(path, String::from_utf8(bytes.clone()).unwrap())).unwrap(), bytes)
-    }
-
     fn image_dir(&self) -> PathBuf {
         self.project.join(".sbx/image")
     }
 
-    /// Builds the image from sbx.lock into `.sbx/image`, as `sbx build` does.
-    fn build(&self) -> sbx_image::BuildOutput {
-        let (lock, bytes) = self.parsed();
-        let mut opts = BuildOptions::new(Cache::new(&self.cache));
-        opts.lockfile_digest = Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))));
-        opts.project_dir = self.project.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let out = runtime.block_on(sbx_image::build_image(&lock, &opts, &NoProgress)).unwrap();
-        sbx_image::output::write_oci_layout(&out, &self.image_dir(), "latest").unwrap();
-        out
+    /// `sbx build ARGS…` (the image goes to `.sbx/image`); returns the index digest it prints.
+    fn build(&self, args: &[&str]) -> String {
+        let out = self.sbx().arg("build").args(args).output().unwrap();
+        assert!(out.status.success(), "sbx build: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout.lines().last().unwrap_or_default().trim().to_string()
     }
 
     /// `sbx verify ARGS…` → (exit code, stdout, stderr).
@@ -143,7 +130,7 @@ fn findings(json: &Value) -> Vec<(String, String, String)> {
 fn the_built_image_matches_its_lock() {
     let env = Env::new();
     env.lock(&[]);
-    env.build();
+    env.build(&[]);
     let (code, stdout, stderr) = env.verify(&[], &[]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("✓ linux/amd64: node 22.11.0 tree sha256:"), "{stdout}");
@@ -170,7 +157,7 @@ fn no_image_is_an_error_that_says_to_build() {
 fn a_tampered_layer_blob_is_detected_and_named() {
     let env = Env::new();
     env.lock(&[]);
-    env.build();
+    env.build(&[]);
     let layout = env.image_dir();
     let (_, _, m) = manifest(&layout);
     let node = m["layers"].as_array().unwrap().iter().find(|l| l["annotations"]["dev.sbx.tool"] == "node").unwrap();
@@ -197,7 +184,7 @@ fn a_resigned_layer_is_caught_by_its_tree_hash() {
     // index); only the tree-hash annotation, recomputed from the layer's bytes, gives it away.
     let env = Env::new();
     env.lock(&[]);
-    env.build();
+    env.build(&[]);
     let layout = env.image_dir();
     let (index_digest, _, mut m) = manifest(&layout);
     let pos = m["layers"].as_array().unwrap().iter().position(|l| l["annotations"]["dev.sbx.tool"] == "node").unwrap();
@@ -245,7 +232,7 @@ fn a_resigned_layer_is_caught_by_its_tree_hash() {
 fn an_image_of_another_lock_is_named_and_diffable() {
     let env = Env::new();
     env.lock(&[]);
-    env.build();
+    env.build(&[]);
     std::fs::write(env.project.join("mise.toml"), "[tools]\nnode = \"20\"\n").unwrap();
     env.lock(&[]);
     let (code, stdout, _) = env.verify(&[], &[]);
@@ -294,7 +281,7 @@ fn real_mise() -> PathBuf {
 fn host_installed_by_real_mise_matches_and_flipped_bits_are_reported() {
     let env = Env::new();
     env.lock(&["--mise-lock"]);
-    env.build();
+    env.build(&[]);
     let data = env.tmp.path().join("mise-data");
     let out = Command::new(real_mise())
         .args(["install", "--locked"])
@@ -364,7 +351,7 @@ fn host_installed_by_real_mise_matches_and_flipped_bits_are_reported() {
 fn a_tool_missing_on_the_host_fails_host_verification() {
     let env = Env::new();
     env.lock(&[]);
-    env.build();
+    env.build(&[]);
     let empty = env.tmp.path().join("empty-data");
     let (code, stdout, _) = env.verify(&["--host"], &[("MISE_DATA_DIR", &empty)]);
     assert_eq!(code, 1, "{stdout}");
@@ -419,11 +406,9 @@ fn start_registry() -> Registry {
 fn an_image_in_a_registry_is_verified_from_its_pulled_blobs() {
     let env = Env::new();
     env.lock(&[]);
-    let out = env.build();
     let registry = start_registry();
     let reference = format!("{}/sbx/verify:v1", registry.addr);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(sbx_image::registry::push(&out, &reference, &NoProgress)).unwrap();
+    let index_digest = env.build(&["--push", &reference]);
     // A fresh cache: every layer is pulled (and checked by digest) for the scan.
     let fresh = env.tmp.path().join("verify-cache");
     let (code, stdout, stderr) = env.verify(&[&reference], &[("SBX_CACHE_DIR", &fresh)]);
@@ -432,7 +417,7 @@ fn an_image_in_a_registry_is_verified_from_its_pulled_blobs() {
     assert!(stdout.contains("✓ linux/amd64: node 22.11.0"), "{stdout}");
     let (code, json) = env.verify_json(&[&format!("docker://{reference}")], &[("SBX_CACHE_DIR", &fresh)]);
     assert_eq!(code, 0);
-    assert_eq!(json["image"]["index_digest"].as_str(), Some(out.index_digest.as_str()));
+    assert_eq!(json["image"]["index_digest"].as_str(), Some(index_digest.as_str()));
     // Another lock: the registry image is named as not matching it.
     std::fs::write(env.project.join("mise.toml"), "[tools]\nnode = \"20\"\n").unwrap();
     env.lock(&[]);
