@@ -98,12 +98,13 @@ pub enum Command {
     Proxy(crate::commands::proxy::ProxyArgs),
     /// Inspect the network policy and the proxy's audit log.
     Policy(crate::commands::policy::PolicyArgs),
-    /// Show what changed between two lockfiles (paths or git revisions), red flags first.
+    /// Show what changed between two lockfiles, git revisions or images, red flags first.
     ///
-    /// Each side is a lockfile path, `REV:PATH` (e.g. HEAD~1:sbx.lock), or a revision whose
-    /// sbx.lock is meant. Without arguments: HEAD's sbx.lock against the working copy. Tools
-    /// added, removed, upgraded or downgraded; platforms whose artifact or checksum changed
-    /// while the version did not (shown first); npm/pipx dependency changes by package.
+    /// Each side is a lockfile path, `REV:PATH` (e.g. HEAD~1:sbx.lock), a revision whose
+    /// sbx.lock is meant, or an image (`oci:DIR`, an OCI layout directory, `docker://REF`).
+    /// Without arguments: HEAD's sbx.lock against the working copy. Tools added, removed,
+    /// upgraded or downgraded; platforms whose artifact or checksum changed while the version
+    /// did not (shown first); npm/pipx dependency changes by package; base image digests.
     Diff(DiffArgs),
 }
 
