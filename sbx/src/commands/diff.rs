@@ -26,17 +26,12 @@ pub fn run(project: &Project, args: &DiffArgs, out: Output) -> miette::Result<()
     let (old, old_image) = load_side(project, &old_spec)?;
     let (new, new_image) = load_side(project, &new_spec)?;
     let changes = diff_with(&old, &new, DiffOptions { artifacts: old_image == new_image });
-    match args.format {
-        DiffFormat::Text => {
-            if changes.is_empty() {
-                println!("no changes between {old_spec} and {new_spec}");
-            } else {
-                println!("{old_spec} → {new_spec}");
-                print!("{}", render_text(&changes, out));
-            }
-        }
-        DiffFormat::Markdown => print!("{}", render_markdown(&changes, &old_spec, &new_spec)),
-    }
+    let text = match args.format {
+        DiffFormat::Text if changes.is_empty() => format!("no changes between {old_spec} and {new_spec}\n"),
+        DiffFormat::Text => format!("{old_spec} → {new_spec}\n{}", render_text(&changes, out)),
+        DiffFormat::Markdown => render_markdown(&changes, &old_spec, &new_spec),
+    };
+    super::verify::write_stdout(&text)?;
     Ok(())
 }
 

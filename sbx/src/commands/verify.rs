@@ -42,23 +42,33 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> miette::Result<Exit> {
     let report = verify::verify_image(&image, &lock, &verify::lockfile_digests(&lock, Some(&bytes)));
     let host = if args.host { Some(host_report(ctx, &lock, &image, &report)?) } else { None };
     let ok = report.ok() && host.as_ref().is_none_or(HostReport::ok);
-    if args.json {
+    let text = if args.json {
         let doc = serde_json::json!({ "ok": ok, "image": report, "host": host });
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| miette::miette!("cannot write JSON: {e}"))?;
-        println!("{text}");
+        serde_json::to_string_pretty(&doc).map_err(|e| miette::miette!("cannot write JSON: {e}"))? + "\n"
     } else {
-        print!("{}", render_image(&report, &image, ctx.out));
+        let mut text = render_image(&report, &image, ctx.out);
         if let Some(host) = &host {
-            print!("{}", render_host(host, ctx.out));
+            text += &render_host(host, ctx.out);
         }
         let verdict = if ok {
             ctx.out.paint("32", "verified: everything matches")
         } else {
             ctx.out.paint("1;31", "verification failed")
         };
-        println!("{verdict}");
-    }
+        text + &verdict + "\n"
+    };
+    write_stdout(&text)?;
     Ok(if ok { Exit::Success } else { Exit::Code(1) })
+}
+
+/// Writes to stdout; a closed pipe (`sbx verify | head`) is not an error.
+pub fn write_stdout(text: &str) -> miette::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(miette::miette!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
 }
 
 fn read_lock(project: &Project) -> miette::Result<(Lockfile, Vec<u8>)> {
