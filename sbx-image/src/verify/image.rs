@@ -290,7 +290,8 @@ pub async fn read_registry(reference: &str, cache: &crate::cache::Cache) -> Resu
     // Fetch every document the walk needs (index → manifests → configs), verified by digest.
     let mut pending = vec![top_digest.clone()];
     while let Some(digest) = pending.pop() {
-        let doc: Value = serde_json::from_slice(&fetched[&digest])
+        let Some(bytes) = fetched.get(&digest) else { continue };
+        let doc: Value = serde_json::from_slice(bytes)
             .map_err(|source| ImageError::Json { path: PathBuf::from(format!("{reference}@{digest}")), source })?;
         for d in descriptors(&doc, "manifests") {
             if !fetched.contains_key(&d.digest) {
@@ -319,8 +320,9 @@ pub async fn read_registry(reference: &str, cache: &crate::cache::Cache) -> Resu
             })
         }
     }
-    let media = serde_json::from_slice::<Value>(&fetched[&top_digest])
-        .ok()
+    let media = fetched
+        .get(&top_digest)
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
         .and_then(|v| v.get("mediaType").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_default();
     let entry =

@@ -25,6 +25,13 @@
 //! `[settings] node.mirror_url`), mise adds `mirror_url` to core:node's options, so the entry
 //! must carry it too, byte for byte ([`MiseLockOptions`]); otherwise `mise install --locked`
 //! answers "node@22 is not in the lockfile" (checked against mise 2026.9.15).
+//!
+//! Not yet interoperable: npm tools. mise 2026.9 installs them with its "aube" installer and,
+//! in locked mode, wants the entry to reference an embedded dependency graph
+//! (`aube = { path = ".mise/locks/npm-<name>/<version>", digest = "sha256:…" }`); the entries
+//! written here have none, so `mise install --locked` refuses them ("has no embedded-aube
+//! dependency graph"). Its install layout (`<version>~aube~<hash>/node_modules/…`) also
+//! differs from the image's, so `sbx verify --host` reports such tools as missing on the host.
 
 use std::collections::BTreeMap;
 use std::path::Path;
