@@ -248,6 +248,15 @@ fn an_image_of_another_lock_is_named_and_diffable() {
     let out = env.sbx().args(["diff", "oci:.sbx/image", "sbx.lock", "--format", "markdown"]).output().unwrap();
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.contains("| ⬇️ | node | 22.11.0 → **20.18.0** |"), "{md}");
+    // Two images: the old one kept aside, the new one built from the new lock.
+    let ok = Command::new("cp").arg("-r").arg(env.image_dir()).arg(env.project.join("old-image")).status().unwrap();
+    assert!(ok.success());
+    env.build(&[]);
+    let out = env.sbx().args(["diff", "old-image", "oci:.sbx/image"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("old-image → oci:.sbx/image\n  ↓ node 22.11.0 → 20.18.0 (downgraded)"), "{text}");
+    let (code, _, _) = env.verify(&[], &[]);
+    assert_eq!(code, 0, "the rebuilt image matches the new lock");
 }
 
 /// The real mise, from the npm registry, cached under `target/test-cache`.
