@@ -99,6 +99,9 @@ pub struct HostTool {
     pub status: HostStatus,
     /// Every differing entry, sorted by path.
     pub files: Vec<FileDiff>,
+    /// What else was found, e.g. the same version installed under another directory name
+    /// (mise's npm installer uses `<version>~aube~<hash>`).
+    pub note: Option<String>,
 }
 
 /// The result of [`verify_host`].
@@ -145,6 +148,7 @@ pub fn verify_host(lock: &Lockfile, layers: &[LayerCheck], platform: Platform, d
                 image_dir: layer.map(|l| l.install_dir.clone()).unwrap_or_default(),
                 status: HostStatus::Identical,
                 files: Vec::new(),
+                note: None,
             };
             match (layer, layer.and_then(|l| l.scan.as_ref())) {
                 (Some(layer), Some(scan)) if host_dir.is_dir() => {
@@ -159,7 +163,10 @@ pub fn verify_host(lock: &Lockfile, layers: &[LayerCheck], platform: Platform, d
                         HostStatus::Differs
                     };
                 }
-                (Some(_), Some(_)) => entry.status = HostStatus::MissingOnHost,
+                (Some(_), Some(_)) => {
+                    entry.status = HostStatus::MissingOnHost;
+                    entry.note = elsewhere(&host_dir, &locked.version);
+                }
                 _ => entry.status = HostStatus::NotInImage,
             }
             tools.push(entry);
@@ -167,6 +174,24 @@ pub fn verify_host(lock: &Lockfile, layers: &[LayerCheck], platform: Platform, d
     }
     tools.sort_by(|a, b| (a.status, &a.tool, &a.version).cmp(&(b.status, &b.tool, &b.version)));
     Ok(HostReport { data_dir: data_dir.to_path_buf(), platform, tools })
+}
+
+/// Directories next to `host_dir` that hold the same version under another name.
+fn elsewhere(host_dir: &Path, version: &str) -> Option<String> {
+    let parent = host_dir.parent()?;
+    let prefix = format!("{version}~");
+    let mut names: Vec<String> = std::fs::read_dir(parent)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    names.sort();
+    (!names.is_empty()).then(|| {
+        format!(
+            "mise installed this version as {} in a layout sbx's image does not use; not compared",
+            names.join(", ")
+        )
+    })
 }
 
 struct Paths<'a> {
@@ -397,6 +422,13 @@ mod tests {
         assert_eq!(find("data.txt"), [FileReason::ExecBit]);
         assert_eq!(find("extra"), [FileReason::OnlyOnHost]);
         assert!(!report.ok());
+
+        // The same version under mise's npm installer's directory name is named, not compared.
+        std::fs::remove_dir_all(&host).unwrap();
+        std::fs::create_dir_all(data.join("installs/pipx-black/24.10.0~aube~3d34")).unwrap();
+        let report = verify_host(&lock, std::slice::from_ref(&layer), Platform::LINUX_AMD64, &data).unwrap();
+        assert_eq!(report.tools[0].status, HostStatus::MissingOnHost);
+        assert!(report.tools[0].note.as_deref().is_some_and(|n| n.contains("24.10.0~aube~3d34")), "{report:#?}");
     }
 
     fn toml_lock() -> Lockfile {

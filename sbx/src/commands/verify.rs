@@ -175,6 +175,9 @@ fn render_host(host: &HostReport, out: Output) -> String {
             HostStatus::MissingOnHost => format!(" ({})\n", t.host_dir.display()),
             _ => "\n".to_string(),
         };
+        if let Some(note) = &t.note {
+            s += &format!("      {note}\n");
+        }
         // Unexplained differences first, then the explained ones.
         let mut files: Vec<&verify::FileDiff> = t.files.iter().collect();
         files.sort_by_key(|f| f.reasons.iter().all(|r| r.explained()));
