@@ -181,3 +181,29 @@ async fn audit_lines_carry_the_decision_details() {
     assert!(denied.rule.contains("preset \"deny-all\""), "{}", denied.rule);
     assert!(denied.render_line().contains("DENY  GET other.test:80"));
 }
+
+#[tokio::test]
+async fn blocked_cidrs_beat_allowed_cidrs_and_name_their_line() {
+    let (http, _) = http_origin().await;
+    let port = http.port();
+    let mut config = policy(Preset::AllowAll, &[], &[], &["127.0.0.0/8"]);
+    config.blocked_cidrs = vec![sbx_proxy::CidrRule::parse("127.0.0.1", "test.toml:5").unwrap()];
+    let proxy = start(config).await;
+    let response = client(&proxy, &[]).get(format!("http://origin.test:{port}/")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("origin.test:") && body.contains("address 127.0.0.1 is in a blocked address block"),
+        "{body}"
+    );
+    assert!(body.contains("remove \"127.0.0.1/32\" from blocked_cidrs (test.toml:5)"), "{body}");
+    for authority in [format!("127.0.0.1:{port}"), format!("[::ffff:127.0.0.1]:{port}")] {
+        let (_s, head) = raw_connect(&proxy, &authority).await;
+        assert!(head.starts_with("HTTP/1.1 403") && head.contains("blocked_cidrs"), "{authority}: {head}");
+    }
+    // IPv6 loopback is outside both blocks: it needs a rule of its own.
+    let (_s, head) = raw_connect(&proxy, &format!("[::1]:{port}")).await;
+    assert!(head.starts_with("HTTP/1.1 403") && head.contains("allowed_cidrs = [\"::1/128\"]"), "{head}");
+    let log = proxy.log_at_least(4).await;
+    assert!(log.iter().all(|e| e.decision == Decision::Deny), "{log:?}");
+}
