@@ -32,12 +32,10 @@ pub struct AgentPreset {
     pub command: &'static [&'static str],
     /// The API host the agent needs (part of the `balanced` policy).
     pub api_host: Option<&'static str>,
-    /// The `[secrets]` service of its credential.
+    /// The `[secrets]` service of its credential (the proxy injects it: see `sbx_proxy::services`).
     pub secret_service: Option<&'static str>,
     /// The environment variable the agent reads its credential from.
     pub secret_env: Option<&'static str>,
-    /// The header that carries the credential to `api_host` (for proxy injection).
-    pub secret_header: Option<&'static str>,
     /// Its configuration directory, relative to the home directory (host and sandbox).
     pub config_dir: Option<&'static str>,
     /// Files of the configuration directory that may be copied in (never credentials).
@@ -62,7 +60,6 @@ const PRESETS: &[AgentPreset] = &[
         api_host: Some("api.anthropic.com"),
         secret_service: Some("anthropic"),
         secret_env: Some("ANTHROPIC_API_KEY"),
-        secret_header: Some("x-api-key"),
         config_dir: Some(".claude"),
         settings: &[
             SettingsFile { path: "settings.json", strip_keys: CLAUDE_STRIP },
@@ -76,7 +73,6 @@ const PRESETS: &[AgentPreset] = &[
         api_host: Some("api.openai.com"),
         secret_service: Some("openai"),
         secret_env: Some("OPENAI_API_KEY"),
-        secret_header: Some("authorization"),
         config_dir: Some(".codex"),
         settings: &[SettingsFile { path: "AGENTS.md", strip_keys: &[] }],
     },
@@ -87,7 +83,6 @@ const PRESETS: &[AgentPreset] = &[
         api_host: Some("generativelanguage.googleapis.com"),
         secret_service: Some("gemini"),
         secret_env: Some("GEMINI_API_KEY"),
-        secret_header: Some("x-goog-api-key"),
         config_dir: Some(".gemini"),
         settings: &[
             SettingsFile { path: "settings.json", strip_keys: &["mcpServers"] },
@@ -101,7 +96,6 @@ const PRESETS: &[AgentPreset] = &[
         api_host: Some("opencode.ai"),
         secret_service: None,
         secret_env: None,
-        secret_header: None,
         config_dir: Some(".config/opencode"),
         settings: &[SettingsFile { path: "AGENTS.md", strip_keys: &[] }],
     },
@@ -112,7 +106,6 @@ const PRESETS: &[AgentPreset] = &[
         api_host: None,
         secret_service: None,
         secret_env: None,
-        secret_header: None,
         config_dir: None,
         settings: &[],
     },
@@ -127,16 +120,6 @@ pub fn preset(agent: Agent) -> &'static AgentPreset {
 /// Every preset.
 pub fn all() -> &'static [AgentPreset] {
     PRESETS
-}
-
-/// The preset whose credential is the environment variable `env`, if any.
-pub fn by_secret_env(env: &str) -> Option<&'static AgentPreset> {
-    PRESETS.iter().find(|p| p.secret_env == Some(env))
-}
-
-/// The preset whose credential belongs to the `[secrets]` service `service`, if any.
-pub fn by_service(service: &str) -> Option<&'static AgentPreset> {
-    PRESETS.iter().find(|p| p.secret_service == Some(service))
 }
 
 /// Removes `strip` keys from a JSON object; text that is not a JSON object is refused (`None`)

@@ -2,7 +2,7 @@
 //! the others don't.
 
 use clap::Args;
-use sbx_sandbox::runtime;
+use sbx_sandbox::{RuntimeKind, runtime};
 
 use super::{Context, Exit};
 
@@ -17,7 +17,8 @@ pub struct DoctorArgs {
 /// Runs `sbx doctor`: a trial run of every runtime, strongest first. Exits 1 when none works.
 pub fn run(ctx: &Context, args: &DoctorArgs) -> miette::Result<Exit> {
     let entries = runtime::doctor();
-    let auto = entries.iter().find(|e| e.problem.is_none()).map(|e| e.runtime);
+    // `auto` considers the isolation runtimes only (container engines are used when named).
+    let auto = entries.iter().find(|e| e.problem.is_none() && RuntimeKind::ALL.contains(&e.runtime)).map(|e| e.runtime);
     if args.json {
         let json = serde_json::json!({
             "auto": auto.map(|k| k.name()),

@@ -25,7 +25,7 @@ pub struct StartArgs {
     /// The sandbox's name (default: the project folder's name and a hash of its path).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// The isolation runtime, overriding `runtime` in .sbx.toml: auto, gvisor or bwrap.
+    /// The isolation runtime, overriding `runtime` in .sbx.toml: auto, gvisor, bwrap, docker or podman.
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
     /// Run in the background; `sbx exec`, `sbx stop` and `sbx rm` manage it.
@@ -69,6 +69,10 @@ pub fn run(ctx: &Context, args: &StartArgs) -> miette::Result<Exit> {
     if args.supervise {
         return supervisor::serve(&project, &sandboxes, &name).map(exit_with);
     }
+    let runtime_name = args.runtime.clone().unwrap_or_else(|| project.sbx.sandbox.runtime.value.as_str().to_string());
+    if runtime_name == "docker-sbx" {
+        return crate::launch::docker_sbx::start(&project, &name, &args.command, args.dry_run).map(exit_with);
+    }
     let choice = runtime_choice(&project, args)?;
     if args.dry_run {
         return dry_run(&project, &sandboxes, &name, choice, args, ctx.out);
@@ -86,7 +90,12 @@ pub fn run(ctx: &Context, args: &StartArgs) -> miette::Result<Exit> {
         copy_settings: args.agent_settings,
         dry_run: false,
     };
-    let Prepared { mut spec, secrets, worktree, .. } = launch::prepare(&project, &sandboxes, &req)?;
+    let Prepared { mut spec, secrets, worktree, skipped_secrets, .. } = launch::prepare(&project, &sandboxes, &req)?;
+    if !ctx.out.quiet {
+        for s in &skipped_secrets {
+            eprintln!("sbx: not injecting {s}");
+        }
+    }
     spec.runtime = choice;
     if let Some(w) = &worktree
         && !ctx.out.quiet
@@ -207,7 +216,7 @@ fn dry_run(
     ));
     for s in &prepared.secrets {
         let how = match &s.inject {
-            Some((host, _)) => {
+            Some((host, _, _)) => {
                 format!("sentinel `{}`; the proxy injects the value from {} for {host}", s.sandbox_value(), s.from)
             }
             None => format!("the value of {}", s.from),

@@ -32,8 +32,10 @@ use worktree::Worktree;
 pub struct Prepared {
     /// The sandbox spec (proxy socket and CA are set when the proxy runs).
     pub spec: SandboxSpec,
-    /// The required secrets, read on the host.
+    /// The required secrets and injected credentials, read on the host.
     pub secrets: Vec<ResolvedSecret>,
+    /// Injectable `[secrets]` services left out because their source is not available.
+    pub skipped_secrets: Vec<String>,
     /// The worktree, when `branch` is set.
     pub worktree: Option<Worktree>,
     /// Settings files copied from the host's agent config (relative paths).
@@ -57,7 +59,7 @@ pub struct Request {
 
 /// Decides the spec for `req` on `project`.
 pub fn prepare(project: &Project, sandboxes: &Sandboxes, req: &Request) -> miette::Result<Prepared> {
-    let secrets = secrets::resolve(project)?;
+    let secrets::Resolved { secrets, skipped: skipped_secrets } = secrets::resolve(project)?;
     let s = &project.sbx.sandbox;
     let state = project.state_dir().map_err(|e| miette!("cannot create {}/.sbx: {e}", project.root.display()))?;
     let worktree = match &s.branch.value {
@@ -121,7 +123,7 @@ pub fn prepare(project: &Project, sandboxes: &Sandboxes, req: &Request) -> miett
         }
         spec.home_mounts.push(HomeMount { source, path: PathBuf::from(dir) });
     }
-    Ok(Prepared { spec, secrets, worktree, copied_settings })
+    Ok(Prepared { spec, secrets, skipped_secrets, worktree, copied_settings })
 }
 
 fn host_config_dir(project: &Project, preset: &AgentPreset) -> Option<PathBuf> {

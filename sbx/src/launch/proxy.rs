@@ -10,11 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, WrapErr, miette};
-use sbx_proxy::{CidrRule, DomainRule, PolicyConfig, Preset, Proxy, ProxyHandle, ProxyOptions};
+use sbx_proxy::{Proxy, ProxyHandle, ProxyOptions};
 
 use super::secrets::ResolvedSecret;
 use crate::project::Project;
-use crate::sbx_toml::NetworkPolicy;
 
 /// Longest Unix socket path we use (`sun_path` is 108 bytes with the NUL).
 const MAX_SOCKET_PATH: usize = 100;
@@ -43,41 +42,6 @@ pub fn paths(name: &str, state_dir: &Path) -> ProxyPaths {
     ProxyPaths { state_dir: state_dir.to_path_buf(), socket, ca: state_dir.join("ca.pem") }
 }
 
-/// The project's network policy for the proxy.
-pub fn policy(project: &Project) -> miette::Result<PolicyConfig> {
-    let s = &project.sbx.sandbox;
-    let preset = match s.network_policy.value {
-        NetworkPolicy::AllowAll => Preset::AllowAll,
-        NetworkPolicy::Balanced => Preset::Balanced,
-        NetworkPolicy::DenyAll => Preset::DenyAll,
-    };
-    let source = s.network_policy.origin.as_ref().map_or_else(|| "default".to_string(), |o| o.to_string());
-    let rules = |list: &[sbx_mise::Spanned<String>]| -> miette::Result<Vec<DomainRule>> {
-        list.iter()
-            .map(|d| {
-                DomainRule::parse(&d.value, d.origin.to_string())
-                    .map_err(|e| miette!(help = "fix the domain in .sbx.toml", "{}: {e}", d.origin))
-            })
-            .collect()
-    };
-    let cidrs = |list: &[sbx_mise::Spanned<String>]| -> miette::Result<Vec<CidrRule>> {
-        list.iter()
-            .map(|d| {
-                CidrRule::parse(&d.value, d.origin.to_string())
-                    .map_err(|e| miette!(help = "fix the address range in .sbx.toml", "{}: {e}", d.origin))
-            })
-            .collect()
-    };
-    Ok(PolicyConfig {
-        preset,
-        preset_source: source,
-        allowed_domains: rules(&s.allowed_domains)?,
-        blocked_domains: rules(&s.blocked_domains)?,
-        allowed_cidrs: cidrs(&s.allowed_cidrs)?,
-        blocked_cidrs: cidrs(&s.blocked_cidrs)?,
-    })
-}
-
 /// A proxy running on its own tokio runtime for as long as this value lives.
 pub struct RunningProxy {
     runtime: tokio::runtime::Runtime,
@@ -95,7 +59,7 @@ impl RunningProxy {
         let sock_dir = paths.socket.parent().unwrap_or(state_dir);
         create_private_dir(sock_dir)?;
         let mut opts = ProxyOptions::new(name, &paths.state_dir);
-        opts.policy = policy(project)?;
+        opts.policy = crate::policy::policy_for(project)?;
         opts.injections = secrets.iter().filter_map(ResolvedSecret::injection_rule).collect();
         opts.socket_path = Some(paths.socket.clone());
         let injects = !opts.injections.is_empty();

@@ -2,8 +2,12 @@
 //! environment variable of the same name) before anything starts. A missing one stops the start
 //! with the whole list of what is missing and how to provide it.
 //!
-//! Where the proxy injects a service's credential (the service's agent preset names its API host
-//! and header), the sandbox gets only a sentinel and the proxy holds the real value.
+//! Where the proxy injects a service's credential (a `[secrets]` service the proxy knows, see
+//! [`crate::policy::injection_plan`]), the sandbox gets only the sentinel and the proxy holds the
+//! real value. Such a service's credential is injected even when no `required_secrets` entry
+//! names its variable, as long as its source can be read; and a required variable of a service
+//! the proxy knows (`ANTHROPIC_API_KEY`, …) is injected from the host variable even without a
+//! `[secrets]` entry.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -11,14 +15,9 @@ use std::process::{Command, Stdio};
 use sbx_proxy::InjectionRule;
 use serde::{Deserialize, Serialize};
 
-use crate::agents;
+use crate::policy::{PlannedInjection, injection_plan};
 use crate::project::Project;
 use crate::sbx_toml::SecretSource;
-
-/// The sentinel the sandbox sees in place of `service`'s real credential.
-pub fn sentinel(service: &str) -> String {
-    format!("sbx-sentinel-{service}")
-}
 
 /// A secret read on the host, ready to hand to the sandbox or the proxy.
 #[derive(Clone, Serialize, Deserialize)]
@@ -31,8 +30,8 @@ pub struct ResolvedSecret {
     pub service: Option<String>,
     /// Where the value came from, for `--dry-run` (`host env ANTHROPIC_API_KEY`, `command …`).
     pub from: String,
-    /// The injection (host, header) when the proxy swaps a sentinel for the value.
-    pub inject: Option<(String, String)>,
+    /// The injection (host, header, sentinel) when the proxy swaps a sentinel for the value.
+    pub inject: Option<(String, String, String)>,
     /// Where the requirement is written (`.sbx.toml:5`).
     pub source: String,
 }
@@ -52,24 +51,17 @@ impl std::fmt::Debug for ResolvedSecret {
 impl ResolvedSecret {
     /// What the sandbox's environment gets: the sentinel when injected, else the value.
     pub fn sandbox_value(&self) -> String {
-        match (&self.inject, &self.service) {
-            (Some(_), Some(service)) => sentinel(service),
-            _ => self.value.clone(),
+        match &self.inject {
+            Some((_, _, sentinel)) => sentinel.clone(),
+            None => self.value.clone(),
         }
     }
 
     /// The proxy's injection rule, when the credential is injected.
     pub fn injection_rule(&self) -> Option<InjectionRule> {
-        let (host, header) = self.inject.clone()?;
+        let (host, header, sentinel) = self.inject.clone()?;
         let service = self.service.clone()?;
-        Some(InjectionRule {
-            sentinel: sentinel(&service),
-            service,
-            host,
-            header,
-            secret: self.value.clone(),
-            source: self.source.clone(),
-        })
+        Some(InjectionRule { sentinel, service, host, header, secret: self.value.clone(), source: self.source.clone() })
     }
 }
 
@@ -105,17 +97,11 @@ fn help(missing: &[Missing]) -> String {
     out
 }
 
-/// Finds the `[secrets]` entry for variable `name`: keyed by the name itself, by the service
-/// whose agent preset reads that variable, or by an `env` source naming it.
+/// Finds the `[secrets]` entry for variable `name`: keyed by the name itself, or an `env` source
+/// naming it.
 fn source_for<'a>(project: &'a Project, name: &str) -> Option<(&'a str, &'a SecretSource, String)> {
     let secrets = &project.sbx.secrets;
     if let Some((k, s)) = secrets.get_key_value(name) {
-        return Some((k.as_str(), &s.value, s.origin.to_string()));
-    }
-    if let Some(preset) = agents::by_secret_env(name)
-        && let Some(service) = preset.secret_service
-        && let Some((k, s)) = secrets.get_key_value(service)
-    {
         return Some((k.as_str(), &s.value, s.origin.to_string()));
     }
     secrets
@@ -144,66 +130,127 @@ fn run_command(command: &str, env: &BTreeMap<String, String>) -> Result<String, 
     if value.is_empty() { Err("it printed nothing".into()) } else { Ok(value) }
 }
 
-/// Reads every `required_secrets` entry of `project` from the host.
-pub fn resolve(project: &Project) -> Result<Vec<ResolvedSecret>, MissingSecrets> {
+/// Reads `source` on the host: `Ok((value, from))`, or `Err((tried, help))`.
+fn read(
+    source: &SecretSource,
+    origin: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<(String, String), (String, String)> {
+    match source {
+        SecretSource::Command(cmd) => match run_command(cmd, env) {
+            Ok(v) => Ok((v, format!("command `{cmd}` ({origin})"))),
+            Err(why) => Err((
+                format!("the command `{cmd}` ({origin})"),
+                format!("{why}; fix the command or run it by hand to see what it needs"),
+            )),
+        },
+        SecretSource::Env(var) => match env.get(var).filter(|v| !v.is_empty()) {
+            Some(v) => Ok((v.clone(), format!("host env {var} ({origin})"))),
+            None => Err((
+                format!("host environment variable {var} ({origin})"),
+                format!("export {var}=… in the shell that runs sbx"),
+            )),
+        },
+    }
+}
+
+fn injected(p: &PlannedInjection, value: String, from: String) -> ResolvedSecret {
+    ResolvedSecret {
+        name: p.env.clone(),
+        value,
+        service: Some(p.service.clone()),
+        from,
+        inject: Some((p.host.clone(), p.header.clone(), p.sentinel.clone())),
+        source: p.source.clone(),
+    }
+}
+
+/// The secrets a start needs, read on the host.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// What the sandbox and the proxy get.
+    pub secrets: Vec<ResolvedSecret>,
+    /// Injectable `[secrets]` services that no `required_secrets` entry names and whose source
+    /// could not be read (not injected; a note for the user).
+    pub skipped: Vec<String>,
+}
+
+/// Reads every `required_secrets` entry of `project` from the host, plus the credentials of
+/// injectable `[secrets]` services.
+pub fn resolve(project: &Project) -> Result<Resolved, MissingSecrets> {
     let env = &project.env;
-    let mut found = Vec::new();
+    let (planned, _) = injection_plan(project);
+    let mut out = Resolved::default();
     let mut missing = Vec::new();
     for required in &project.sbx.sandbox.required_secrets {
         let name = required.value.clone();
-        let source = required.origin.to_string();
-        let entry = source_for(project, &name);
-        let service = entry
-            .as_ref()
-            .map(|(k, _, _)| k.to_string())
-            .or_else(|| agents::by_secret_env(&name).and_then(|p| p.secret_service).map(str::to_string));
-        let (value, from) = match entry.map(|(_, s, origin)| (s, origin)) {
-            Some((SecretSource::Command(cmd), origin)) => match run_command(cmd, env) {
-                Ok(v) => (v, format!("command `{cmd}` ({origin})")),
-                Err(why) => {
-                    missing.push(Missing {
-                        name,
-                        tried: format!("the command `{cmd}` ({origin})"),
-                        help: format!("{why}; fix the command or run it by hand to see what it needs"),
-                    });
-                    continue;
-                }
-            },
-            Some((SecretSource::Env(var), origin)) => match env.get(var).filter(|v| !v.is_empty()) {
-                Some(v) => (v.clone(), format!("host env {var} ({origin})")),
-                None => {
-                    missing.push(Missing {
-                        name,
-                        tried: format!("host environment variable {var} ({origin})"),
-                        help: format!("export {var}=… in the shell that runs sbx"),
-                    });
-                    continue;
-                }
-            },
+        if let Some(p) = planned.iter().find(|p| p.env == name) {
+            match read(&p.secret, &p.source, env) {
+                Ok((value, from)) => out.secrets.push(injected(p, value, from)),
+                Err((tried, help)) => missing.push(Missing { name, tried, help }),
+            }
+            continue;
+        }
+        // The variable of a service the proxy knows, without a `[secrets]` entry: still injected
+        // (from the host variable of that name), so the real key stays outside by default.
+        if let Some(service) = sbx_proxy::services::SERVICES.iter().find(|s| s.env == name)
+            && source_for(project, &name).is_none()
+        {
+            let p = PlannedInjection {
+                service: service.name.to_string(),
+                host: service.host.to_string(),
+                header: service.header.to_string(),
+                env: name.clone(),
+                sentinel: sbx_proxy::sentinel(service.name),
+                secret: SecretSource::Env(name.clone()),
+                source: required.origin.to_string(),
+            };
+            match read(&p.secret, &p.source, env) {
+                Ok((value, from)) => out.secrets.push(injected(&p, value, from)),
+                Err((tried, help)) => missing.push(Missing { name, tried, help }),
+            }
+            continue;
+        }
+        let result = match source_for(project, &name) {
+            Some((service, source, origin)) => {
+                read(source, &origin, env).map(|(v, from)| (v, from, Some(service.to_string())))
+            }
             None => match env.get(&name).filter(|v| !v.is_empty()) {
-                Some(v) => (v.clone(), format!("host env {name}")),
-                None => {
-                    missing.push(Missing {
-                        help: format!(
-                            "export {name}=… in the shell that runs sbx, or add a source to .sbx.toml: \
-                             [secrets] {} = {{ command = \"…\" }}",
-                            service.as_deref().unwrap_or(&name)
-                        ),
-                        tried: format!("host environment variable {name}"),
-                        name,
-                    });
-                    continue;
-                }
+                Some(v) => Ok((v.clone(), format!("host env {name}"), None)),
+                None => Err((
+                    format!("host environment variable {name}"),
+                    format!(
+                        "export {name}=… in the shell that runs sbx, or give it a source in .sbx.toml: \
+                         [secrets] {name} = {{ command = \"…\" }}"
+                    ),
+                )),
             },
         };
-        let inject = service
-            .as_deref()
-            .and_then(agents::by_service)
-            .filter(|p| p.secret_env == Some(name.as_str()))
-            .and_then(|p| Some((p.api_host?.to_string(), p.secret_header?.to_string())));
-        found.push(ResolvedSecret { name, value, service, from, inject, source });
+        match result {
+            Ok((value, from, service)) => out.secrets.push(ResolvedSecret {
+                name,
+                value,
+                service,
+                from,
+                inject: None,
+                source: required.origin.to_string(),
+            }),
+            Err((tried, help)) => missing.push(Missing { name, tried, help }),
+        }
     }
-    if missing.is_empty() { Ok(found) } else { Err(MissingSecrets { missing }) }
+    if !missing.is_empty() {
+        return Err(MissingSecrets { missing });
+    }
+    for p in &planned {
+        if out.secrets.iter().any(|s| s.name == p.env) {
+            continue;
+        }
+        match read(&p.secret, &p.source, env) {
+            Ok((value, from)) => out.secrets.push(injected(p, value, from)),
+            Err((tried, _)) => out.skipped.push(format!("[secrets] {} ({tried} is not available)", p.service)),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -217,7 +264,7 @@ mod tests {
             value: "sk-real-value".into(),
             service: Some("anthropic".into()),
             from: "host env".into(),
-            inject: Some(("api.anthropic.com".into(), "x-api-key".into())),
+            inject: Some(("api.anthropic.com".into(), "x-api-key".into(), "sbx-sentinel-anthropic".into())),
             source: ".sbx.toml:5".into(),
         };
         assert_eq!(s.sandbox_value(), "sbx-sentinel-anthropic");
