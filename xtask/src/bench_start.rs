@@ -121,7 +121,7 @@ fn cli_project(dir: &Path, layout: &Path) -> anyhow::Result<PathBuf> {
     std::fs::write(project.join(".sbx.toml"), "[sandbox]\n")?;
     std::fs::write(project.join("mise.toml"), "[tools]\n")?;
     std::fs::write(project.join("sbx.lock"), "# bench\n")?;
-    let status = Command::new("cp").arg("-a").arg(layout).arg(project.join(".sbx/image")).status()?;
+    let status = Command::new("cp").arg("-R").arg(layout).arg(project.join(".sbx/image")).status()?;
     if !status.success() {
         bail!("copying the image failed");
     }

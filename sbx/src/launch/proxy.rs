@@ -2,7 +2,9 @@
 //! that owns the sandbox (`sbx start` when attached, the supervisor when detached).
 //!
 //! Files, per sandbox (under the sandbox's state dir, `<state>/sandboxes/<name>/`): the audit
-//! log (sbx-proxy's name for it), `ca.pem` (the injection CA's certificate, public), and the
+//! log (sbx-proxy's name for it), `ca.pem` (the injection CA's certificate, public), `ca-key.pem`
+//! (its private key, mode 0600, never mounted: the CA is made once per sandbox and reused, which
+//! also spares each start the key generation and the crypto library's entropy setup), and the
 //! Unix socket alone in a directory of its own (`sock/proxy.sock`, or a short private
 //! directory under `/tmp` when the state dir's path is too long for a socket address), since
 //! that directory is what the sandbox sees.
@@ -10,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, WrapErr, miette};
-use sbx_proxy::{Proxy, ProxyHandle, ProxyOptions};
+use sbx_proxy::{CertificateAuthority, Proxy, ProxyHandle, ProxyOptions};
 
 use super::secrets::ResolvedSecret;
 use crate::project::Project;
@@ -62,6 +64,7 @@ impl RunningProxy {
         opts.policy = crate::policy::policy_for(project)?;
         opts.injections = secrets.iter().filter_map(ResolvedSecret::injection_rule).collect();
         opts.socket_path = Some(paths.socket.clone());
+        opts.ca = Some(sandbox_ca(name, &paths)?);
         let injects = !opts.injections.is_empty();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -85,6 +88,37 @@ impl RunningProxy {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// The sandbox's CA: loaded from its state dir, or made and saved there on first use.
+fn sandbox_ca(name: &str, paths: &ProxyPaths) -> miette::Result<CertificateAuthority> {
+    let key_path = paths.state_dir.join("ca-key.pem");
+    if let (Ok(cert), Ok(key)) = (std::fs::read_to_string(&paths.ca), std::fs::read_to_string(&key_path))
+        && let Ok(ca) = CertificateAuthority::from_pem(name, &cert, &key)
+    {
+        return Ok(ca);
+    }
+    let ca = CertificateAuthority::generate(name).map_err(|e| miette!("cannot make the sandbox's CA: {e}"))?;
+    std::fs::create_dir_all(&paths.state_dir).into_diagnostic()?;
+    let mut tmp = tempfile_in(&paths.state_dir)?;
+    std::io::Write::write_all(&mut tmp.0, ca.key_pem().as_bytes()).into_diagnostic()?;
+    std::fs::rename(&tmp.1, &key_path).map_err(|e| miette!("cannot write {}: {e}", key_path.display()))?;
+    write_file(&paths.ca, ca.cert_pem().as_bytes())?;
+    Ok(ca)
+}
+
+/// A new file readable only by the owner, and its path.
+fn tempfile_in(dir: &Path) -> miette::Result<(std::fs::File, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(format!(".ca-key-{}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| miette!("cannot write {}: {e}", path.display()))?;
+    Ok((file, path))
 }
 
 fn create_private_dir(dir: &Path) -> miette::Result<()> {
