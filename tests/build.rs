@@ -119,16 +119,64 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// An OCI layout at `dir` holding a one-layer image with a static busybox as `/bin/sh`.
 fn busybox_layout(dir: &Path) {
+    let rootfs = busybox_rootfs(dir);
+    let image = format!("{}:latest", dir.display());
+    tool("umoci", &["init", "--layout", dir.to_str().unwrap()]);
+    tool("umoci", &["new", "--image", &image]);
+    tool("umoci", &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
+}
+
+/// `<dir>.rootfs` with a static busybox as `/bin/sh` and a few applets.
+fn busybox_rootfs(dir: &Path) -> PathBuf {
     let rootfs = dir.with_extension("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     for applet in ["sh", "id", "stat", "cat", "ls"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
-    let image = format!("{}:latest", dir.display());
-    tool("umoci", &["init", "--layout", dir.to_str().unwrap()]);
-    tool("umoci", &["new", "--image", &image]);
-    tool("umoci", &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
+    rootfs
+}
+
+/// An OCI layout at `dir` (tag `latest`): busybox plus the host's glibc, as one uncompressed
+/// layer written here (umoci 0.4.7 truncates gzip layers of a few MB).
+fn glibc_busybox_layout(dir: &Path) {
+    let rootfs = busybox_rootfs(dir);
+    let libs = ["libc.so.6", "libdl.so.2", "libgcc_s.so.1", "librt.so.1", "libpthread.so.0", "libm.so.6"];
+    let files = libs.iter().map(|l| format!("lib/x86_64-linux-gnu/{l}")).chain(["lib64/ld-linux-x86-64.so.2".into()]);
+    for file in files {
+        std::fs::create_dir_all(rootfs.join(&file).parent().unwrap()).unwrap();
+        std::fs::copy(Path::new("/").join(&file), rootfs.join(&file)).unwrap();
+    }
+    let blob = |bytes: &[u8]| {
+        let digest = sha256_hex(bytes);
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("blobs/sha256").join(&digest), bytes).unwrap();
+        serde_json::json!({"digest": format!("sha256:{digest}"), "size": bytes.len()})
+    };
+    let tar = dir.with_extension("tar");
+    let args = ["--create", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--file"];
+    tool("tar", &[&args[..], &[tar.to_str().unwrap(), "-C", rootfs.to_str().unwrap(), "."]].concat());
+    let layer = std::fs::read(&tar).unwrap();
+    let mut layer_desc = blob(&layer);
+    layer_desc["mediaType"] = "application/vnd.oci.image.layer.v1.tar".into();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+    }))
+    .unwrap();
+    let mut config_desc = blob(&config);
+    config_desc["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc, "layers": [layer_desc],
+    }))
+    .unwrap();
+    let mut manifest_desc = blob(&manifest);
+    manifest_desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
+    manifest_desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "latest"});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [manifest_desc]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
 }
 
 /// Unpacks `layout:tag` with umoci and runs `args` in it with runc → stdout.
@@ -365,6 +413,38 @@ fn oci_layout_on_a_busybox_base_passes_skopeo_umoci_and_runs_node_in_runc() {
     let (code, _, stderr) = env.run(&["lock", "--check"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(env.fails(&["build"]).contains("out of date"));
+}
+
+/// `[image] mise = true`: the mise binary is locked like any tool (`npm:@jdxcode/mise` from the
+/// live npm registry, with the linux-x64 package its install script would fetch), placed
+/// without Node.js, on PATH, and sees the locked tools as installed.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn image_mise_true_puts_the_locked_mise_on_path_and_it_sees_the_toolchain() {
+    let env = Env::new("base = \"oci-layout:base\"\nmise = true");
+    // The npm build of mise links glibc: the base gets the host's.
+    glibc_busybox_layout(&env.project.join("base"));
+    env.ok(&["lock"]);
+    let lock = env.lock_file();
+    let mise = &lock.tools["npm:@jdxcode/mise"][0];
+    let names: Vec<&str> = mise.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["@jdxcode/mise", "@jdxcode/mise-linux-x64"], "the platform package is locked");
+    env.ok(&["build"]);
+
+    let out = runc_run(
+        &env.project.join(".sbx/image"),
+        "latest",
+        env.tmp.path(),
+        &["sh", "-c", "command -v mise; mise --version; mise ls --offline --no-header node"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.first().is_some_and(|l| l.ends_with(&format!("npm-jdxcode-mise/{}/bin/mise", mise.version))),
+        "{out}"
+    );
+    assert!(lines.get(1).is_some_and(|l| l.starts_with(&format!("{} linux-x64", mise.version))), "{out}");
+    let node: Vec<&str> = lines.get(2).map(|l| l.split_whitespace().collect()).unwrap_or_default();
+    assert_eq!(node, ["node", "22.11.0", "/etc/mise/config.toml", "22.11.0"], "mise ls sees node installed:\n{out}");
 }
 
 /// A tar.gz at `path` made by GNU tar from `dir`, with `transform` applied to entry names.

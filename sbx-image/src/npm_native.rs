@@ -1,4 +1,4 @@
-//! Native binaries of npm wrapper packages. Some agents (Claude Code, opencode) publish a thin
+//! Native binaries of npm wrapper packages. Some agents (Claude Code, opencode) and mise publish a thin
 //! npm package whose `bin` is a placeholder (`bin/claude.exe`); a `postinstall` script copies the
 //! native binary from the matching per-platform optional dependency over it. sbx runs no
 //! lifecycle scripts, so for the packages listed here the build places that binary itself: the
@@ -38,6 +38,16 @@ const WRAPPERS: &[NativeWrapper] = &[
         platform_prefix: "opencode-linux-",
         skip_suffixes: &["-musl", "-baseline"],
         binary: "bin/opencode",
+    },
+    // mise's wrapper has no optional dependencies: its `preinstall` script runs
+    // `npm install @jdxcode/mise-<os>-<arch>@<version>`; sbx-mise's npm resolver locks those
+    // platform packages as if they were optional dependencies.
+    NativeWrapper {
+        package: "@jdxcode/mise",
+        placeholder: "bin/mise",
+        platform_prefix: "@jdxcode/mise-linux-",
+        skip_suffixes: &["-musl"],
+        binary: "bin/mise",
     },
 ];
 
@@ -114,6 +124,16 @@ mod tests {
         assert_eq!(std::fs::metadata(&placed).unwrap().permissions().mode() & 0o777, 0o755);
         // Other packages are left alone.
         place_native_binary("prettier", lib).unwrap();
+    }
+
+    #[test]
+    fn mise_binary_from_its_nested_platform_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nm = tmp.path().join("node_modules/@jdxcode");
+        write(&nm.join("mise/package.json"), "{}");
+        write(&nm.join("mise/node_modules/@jdxcode/mise-linux-x64/bin/mise"), "mise build");
+        place_native_binary("@jdxcode/mise", tmp.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(nm.join("mise/bin/mise")).unwrap(), "mise build");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! sandbox only; the host's mise never reads `.sbx.toml`). When `[sandbox] agent` names an agent
 //! carried by an npm package, that package is an extra sandbox tool (`npm:<package>` = `latest`,
 //! attributed to the `agent` line) unless the configuration already lists it, so `sbx lock` pins
-//! it and `sbx build` installs it like any other tool.
+//! it and `sbx build` installs it like any other tool. `[image] mise = true` adds the mise binary
+//! the same way ([`MISE_NPM_PACKAGE`], attributed to the `mise` line).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ impl Project {
         let mut mise = config::load(&opts)?;
         mise.overlay_tools(sbx.tools.clone());
         if let Some(entry) = agent_tool(&sbx, &mise) {
+            mise.overlay_tools(vec![entry]);
+        }
+        if let Some(entry) = mise_tool(&sbx, &mise) {
             mise.overlay_tools(vec![entry]);
         }
         Ok(Self { root, mise, sbx, env })
@@ -91,6 +95,27 @@ fn agent_tool(sbx: &SbxToml, mise: &MiseConfig) -> Option<ToolEntry> {
     let agent = sbx.sandbox.agent.value?;
     let origin = sbx.sandbox.agent.origin.clone()?;
     let name = crate::agents::preset(agent).tool_name()?;
+    if mise.tools.contains_key(&name) {
+        return None;
+    }
+    let id = ToolId::parse(&name).ok()?;
+    let version =
+        ToolVersion { request: VersionRequest::Latest, origin: origin.clone(), options: ToolOptions::default() };
+    Some(ToolEntry { id, origin, versions: vec![version] })
+}
+
+/// The npm package carrying the mise binary (`[image] mise = true`): a wrapper whose
+/// per-platform package (`@jdxcode/mise-linux-x64`, …) holds `bin/mise`; `sbx build` places
+/// that binary, so it runs without Node.js.
+pub const MISE_NPM_PACKAGE: &str = "@jdxcode/mise";
+
+/// mise's npm package as a tool entry when `[image] mise = true`, unless already listed.
+fn mise_tool(sbx: &SbxToml, mise: &MiseConfig) -> Option<ToolEntry> {
+    if !sbx.image.mise.value {
+        return None;
+    }
+    let origin = sbx.image.mise.origin.clone()?;
+    let name = format!("npm:{MISE_NPM_PACKAGE}");
     if mise.tools.contains_key(&name) {
         return None;
     }

@@ -50,8 +50,9 @@ pub async fn fetch_packument(ctx: &ResolveContext<'_>, name: &str) -> Result<Opt
         Err(FetchError::Status { status: 404, .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let doc: Packument = serde_json::from_slice(&body)
+    let mut doc: Packument = serde_json::from_slice(&body)
         .map_err(|e| ResolveError::Malformed { url: url.clone(), message: format!("not a packument: {e}") })?;
+    packument::add_script_installed_platform_packages(&mut doc);
     Ok(Some(doc))
 }
 

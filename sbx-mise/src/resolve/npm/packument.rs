@@ -116,6 +116,29 @@ impl Dist {
     }
 }
 
+/// Wrappers whose install script (`preinstall: npm install <wrapper>-<os>-<arch>@<version>`),
+/// not `optionalDependencies`, fetches the per-platform package holding the native binary:
+/// wrapper → platform packages. sbx runs no scripts, so each of their versions gets these as
+/// optional dependencies at the same exact version; the platform packages' own `os`/`cpu`
+/// decide where they install, as with Claude Code's real optional dependencies.
+const SCRIPT_INSTALLED_PLATFORM_PACKAGES: &[(&str, &[&str])] = &[(
+    "@jdxcode/mise",
+    &["@jdxcode/mise-linux-x64", "@jdxcode/mise-linux-arm64", "@jdxcode/mise-darwin-x64", "@jdxcode/mise-darwin-arm64"],
+)];
+
+/// Adds the platform packages a known wrapper's install script would fetch as optional
+/// dependencies of each of its versions (see [`SCRIPT_INSTALLED_PLATFORM_PACKAGES`]).
+pub fn add_script_installed_platform_packages(doc: &mut Packument) {
+    let Some((_, platform_packages)) = SCRIPT_INSTALLED_PLATFORM_PACKAGES.iter().find(|(w, _)| *w == doc.name) else {
+        return;
+    };
+    for (version, manifest) in &mut doc.versions {
+        for package in *platform_packages {
+            manifest.optional_dependencies.entry((*package).to_string()).or_insert_with(|| version.clone());
+        }
+    }
+}
+
 /// Whether a version's `os`/`cpu`/`libc` allow it on `platform` (linux targets are glibc),
 /// following npm-install-checks: `!name` excludes, any positive entry must match.
 pub fn installs_on(manifest: &Manifest, platform: Platform) -> bool {
@@ -299,6 +322,24 @@ mod tests {
         let darwin = manifest(serde_json::json!({"os": ["darwin"]}));
         assert!(!installs_on(&darwin, Platform::LINUX_ARM64));
         assert!(installs_on(&darwin, "darwin/arm64".parse().unwrap()));
+    }
+
+    #[test]
+    fn mise_wrapper_gets_its_script_installed_platform_packages() {
+        let doc = |name: &str| -> Packument {
+            serde_json::from_value(
+                serde_json::json!({"name": name, "versions": {"2026.9.15": {"version": "2026.9.15"}}}),
+            )
+            .unwrap()
+        };
+        let mut mise = doc("@jdxcode/mise");
+        add_script_installed_platform_packages(&mut mise);
+        let optional = &mise.versions["2026.9.15"].optional_dependencies;
+        assert_eq!(optional.get("@jdxcode/mise-linux-x64").map(String::as_str), Some("2026.9.15"));
+        assert_eq!(optional.get("@jdxcode/mise-linux-arm64").map(String::as_str), Some("2026.9.15"));
+        let mut other = doc("prettier");
+        add_script_installed_platform_packages(&mut other);
+        assert!(other.versions["2026.9.15"].optional_dependencies.is_empty());
     }
 
     #[test]
