@@ -247,14 +247,15 @@ fn dry_run_prints_the_plan_and_starts_nothing() {
 }
 
 #[test]
-fn stale_or_missing_image_is_not_started() {
+fn a_stale_image_is_rebuilt_first_and_a_failed_build_starts_nothing() {
     let f = Fixture::new("");
-    // The lockfile changed after the image was built.
+    // The lockfile changed after the image was built (and is not a valid lockfile).
     std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::write(f.project().join("sbx.lock"), "# changed\n").unwrap();
-    let out = f.sbx().args(["start", "--runtime", "bwrap", "--", "true"]).output().unwrap();
+    std::fs::write(f.project().join("sbx.lock"), "not a lockfile\n").unwrap();
+    let out = f.sbx().args(["start", "--runtime", "bwrap", "--", "touch", "started"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("sbx build"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("older than sbx.lock; building it first"), "{}", stderr(&out));
+    assert!(!f.project().join("started").exists(), "nothing may start");
 }
 
 fn detached_lifecycle(runtime: &str) {
@@ -406,7 +407,6 @@ fn glibc_base(layout: &Path, work: &Path) {
 /// server; Claude Code, the project's agent, from the live npm registry, placed without its
 /// postinstall and run natively).
 #[test]
-#[ignore = "needs `sbx build` (issue #4, not landed yet); run with --ignored once it has"]
 fn example_project_lock_build_start_prints_locked_versions() {
     let server = sbx_fixtures::FixtureServer::start_default().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -457,4 +457,12 @@ fn example_project_lock_build_start_prints_locked_versions() {
         assert!(claude.status.success(), "{runtime}: {}", stderr(&claude));
         assert!(stdout(&claude).starts_with(&format!("{claude_version} (Claude Code)")), "{}", stdout(&claude));
     }
+    // A lockfile newer than the image: `sbx start` rebuilds first; stdout is only the command's.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let text = std::fs::read_to_string(project.join("sbx.lock")).unwrap();
+    std::fs::write(project.join("sbx.lock"), text).unwrap();
+    let node = sbx().args(["start", "--runtime", "bwrap", "--", "node", "--version"]).output().unwrap();
+    assert!(node.status.success(), "{}", stderr(&node));
+    assert!(stderr(&node).contains("building it first"), "{}", stderr(&node));
+    assert_eq!(stdout(&node).trim(), "v22.11.0");
 }

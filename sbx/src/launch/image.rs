@@ -66,11 +66,55 @@ pub fn ensure(ctx: &Context, project: &Project) -> miette::Result<PathBuf> {
     }
 }
 
-/// Runs `sbx build`'s code path. Until the build command can be called from here, say what to do.
-fn build(_ctx: &Context, state: &ImageState) -> miette::Result<()> {
-    let what = match state {
-        ImageState::Stale => "the image in .sbx/image is older than sbx.lock",
-        _ => "the project has no image yet (.sbx/image)",
+/// Runs `sbx build` (default output: `.sbx/image`, every `[image]` platform, the build's progress
+/// bars on stderr). The index digest `sbx build` prints on stdout goes to stderr here, so the
+/// sandbox's stdout carries only what the command inside prints.
+fn build(ctx: &Context, state: &ImageState) -> miette::Result<()> {
+    if !ctx.out.quiet {
+        let why = match state {
+            ImageState::Stale => "the image in .sbx/image is older than sbx.lock",
+            _ => "the project has no image yet",
+        };
+        eprintln!("sbx: {why}; building it first (`sbx build`)");
+    }
+    let args = crate::commands::build::BuildArgs {
+        output: Vec::new(),
+        push: None,
+        platforms: Vec::new(),
+        tag: None,
+        json: false,
     };
-    Err(miette!(code = "sbx::start::no_image", help = "run `sbx build`, then `sbx start` again", "{what}"))
+    let _redirect = StdoutToStderr::new();
+    crate::commands::build::run(ctx, &args).map(|_| ())
+}
+
+/// Points file descriptor 1 at stderr until dropped.
+struct StdoutToStderr {
+    saved: Option<std::os::fd::OwnedFd>,
+}
+
+impl StdoutToStderr {
+    fn new() -> Self {
+        use std::io::Write;
+        use std::os::fd::{AsFd, AsRawFd};
+        let _ = std::io::stdout().flush();
+        let saved = std::io::stdout().as_fd().try_clone_to_owned().ok();
+        if saved.is_some() {
+            // SAFETY: dup2 on the process's own standard descriptors.
+            unsafe { libc::dup2(std::io::stderr().as_raw_fd(), 1) };
+        }
+        StdoutToStderr { saved }
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let _ = std::io::stdout().flush();
+        if let Some(fd) = &self.saved {
+            // SAFETY: restores descriptor 1 from the copy taken in `new`.
+            unsafe { libc::dup2(fd.as_raw_fd(), 1) };
+        }
+    }
 }
