@@ -8,12 +8,15 @@
 //! base with `/bin/sh` runs it: a busybox layout built with umoci, or a Debian minbase
 //! (debootstrap, once per target dir) served by a loopback registry.
 
+#[path = "build/images.rs"]
+mod images;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use images::*;
 use sbx_fixtures::{Fault, FixtureServer};
 use sbx_mise::SourceFile;
 use sbx_mise::lockfile::{self, Lockfile};
@@ -95,201 +98,6 @@ impl Env {
     fn write_lock(&self, lock: &Lockfile) {
         std::fs::write(self.project.join("sbx.lock"), lockfile::to_toml(lock)).unwrap();
     }
-}
-
-/// Runs a system tool, failing with its output when it fails.
-fn tool(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("`{cmd}` is required (install it with .ci/install-deps): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-/// An OCI layout at `dir` holding a one-layer image with a static busybox as `/bin/sh`.
-fn busybox_layout(dir: &Path) {
-    let rootfs = busybox_rootfs(dir);
-    let image = format!("{}:latest", dir.display());
-    tool("umoci", &["init", "--layout", dir.to_str().unwrap()]);
-    tool("umoci", &["new", "--image", &image]);
-    tool("umoci", &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
-}
-
-/// `<dir>.rootfs` with a static busybox as `/bin/sh` and a few applets.
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let rootfs = dir.with_extension("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "id", "stat", "cat", "ls"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    rootfs
-}
-
-/// An OCI layout at `dir` (tag `latest`): busybox plus the host's glibc, as one uncompressed
-/// layer written here (umoci 0.4.7 truncates gzip layers of a few MB).
-fn glibc_busybox_layout(dir: &Path) {
-    let rootfs = busybox_rootfs(dir);
-    let libs = ["libc.so.6", "libdl.so.2", "libgcc_s.so.1", "librt.so.1", "libpthread.so.0", "libm.so.6"];
-    let files = libs.iter().map(|l| format!("lib/x86_64-linux-gnu/{l}")).chain(["lib64/ld-linux-x86-64.so.2".into()]);
-    for file in files {
-        std::fs::create_dir_all(rootfs.join(&file).parent().unwrap()).unwrap();
-        std::fs::copy(Path::new("/").join(&file), rootfs.join(&file)).unwrap();
-    }
-    let blob = |bytes: &[u8]| {
-        let digest = sha256_hex(bytes);
-        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-        std::fs::write(dir.join("blobs/sha256").join(&digest), bytes).unwrap();
-        serde_json::json!({"digest": format!("sha256:{digest}"), "size": bytes.len()})
-    };
-    let tar = dir.with_extension("tar");
-    let args = ["--create", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--file"];
-    tool("tar", &[&args[..], &[tar.to_str().unwrap(), "-C", rootfs.to_str().unwrap(), "."]].concat());
-    let layer = std::fs::read(&tar).unwrap();
-    let mut layer_desc = blob(&layer);
-    layer_desc["mediaType"] = "application/vnd.oci.image.layer.v1.tar".into();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
-    }))
-    .unwrap();
-    let mut config_desc = blob(&config);
-    config_desc["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config_desc, "layers": [layer_desc],
-    }))
-    .unwrap();
-    let mut manifest_desc = blob(&manifest);
-    manifest_desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
-    manifest_desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "latest"});
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [manifest_desc]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-}
-
-/// Unpacks `layout:tag` with umoci and runs `args` in it with runc → stdout.
-fn runc_run(layout: &Path, tag: &str, work: &Path, args: &[&str]) -> String {
-    let bundle = work.join(format!("bundle-{tag}"));
-    let _ = std::fs::remove_dir_all(&bundle);
-    tool("umoci", &["unpack", "--image", &format!("{}:{tag}", layout.display()), bundle.to_str().unwrap()]);
-    let config_path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
-    config["process"]["args"] = serde_json::json!(args);
-    config["process"]["terminal"] = Value::Bool(false);
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let id = format!("sbx-build-test-{}-{tag}", std::process::id());
-    tool("runc", &["run", "--bundle", bundle.to_str().unwrap(), &id])
-}
-
-/// `docker-registry` on a free loopback port; stopped on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < Duration::from_secs(60), "{what} did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn start_registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let config = dir.path().join("config.yml");
-    let data = dir.path().join("data");
-    let yml = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-        data.display()
-    );
-    std::fs::write(&config, yml).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("`docker-registry` is required (install it with .ci/install-deps): {e}"));
-    wait_for("docker-registry", || std::net::TcpStream::connect(&addr).is_ok());
-    Registry { child, addr, _dir: dir }
-}
-
-/// A `dockerd` with a private data root and socket, no bridge, no iptables; stopped on drop.
-struct Dockerd {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // SIGTERM lets dockerd stop its containerd and unmount its data root.
-        unsafe { libc_kill(self.child.id() as i32, 15) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn start_dockerd() -> Dockerd {
-    let dir = tempfile::Builder::new().prefix("sbx-dockerd-").tempdir_in("/tmp").unwrap();
-    let sock = dir.path().join("docker.sock");
-    let host = format!("unix://{}", sock.display());
-    let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
-    let child = Command::new("dockerd")
-        .args(["--bridge=none", "--iptables=false", "--host", &host])
-        .arg("--data-root")
-        .arg(dir.path().join("data"))
-        .arg("--exec-root")
-        .arg(dir.path().join("exec"))
-        .arg("--pidfile")
-        .arg(dir.path().join("docker.pid"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("`dockerd` is required (install docker.io with .ci/install-deps): {e}"));
-    let d = Dockerd { child, host, _dir: dir };
-    wait_for("dockerd", || {
-        Command::new("docker").args(["-H", &d.host, "version"]).output().is_ok_and(|o| o.status.success())
-    });
-    d
 }
 
 #[test]
@@ -447,6 +255,42 @@ fn image_mise_true_puts_the_locked_mise_on_path_and_it_sees_the_toolchain() {
     assert_eq!(node, ["node", "22.11.0", "/etc/mise/config.toml", "22.11.0"], "mise ls sees node installed:\n{out}");
 }
 
+/// A rebuild replaces its tag's entry in the layout and removes the blobs nothing references
+/// any more; the images of other tags in the same layout keep theirs.
+#[test]
+fn rebuilds_remove_the_replaced_images_blobs_and_keep_other_tags() {
+    let env = Env::new("");
+    env.ok(&["lock"]);
+    let blobs = |layout: &Path| -> std::collections::BTreeSet<String> {
+        let names = std::fs::read_dir(layout.join("blobs/sha256")).unwrap();
+        names.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    };
+    // Another SOURCE_DATE_EPOCH changes every layer, hence every blob.
+    let build = |epoch: &str, args: &[&str]| {
+        let out = env.cmd(&env.project).env("SOURCE_DATE_EPOCH", epoch).arg("build").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let layout = env.project.join(".sbx/image");
+    build("0", &[]);
+    let first = blobs(&layout);
+    build("1", &[]);
+    let second = blobs(&layout);
+    assert_eq!(first.len(), 5, "index, manifest, config, node and config layers: {first:?}");
+    assert!(first.is_disjoint(&second), "the first build's blobs are gone: {second:?}");
+    tool("skopeo", &["inspect", &format!("oci:{}:latest", layout.display())]);
+
+    let shared = env.tmp.path().join("shared");
+    let tagged = |tag: &str| format!("oci:{}:{tag}", shared.display());
+    build("0", &["--output", &tagged("a")]);
+    build("1", &["--output", &tagged("b")]);
+    assert_eq!(blobs(&shared), first.union(&second).cloned().collect(), "tag a keeps its blobs");
+    build("1", &["--output", &tagged("a")]);
+    assert_eq!(blobs(&shared), second, "a now holds b's image; a's old blobs are gone");
+    for tag in ["a", "b"] {
+        tool("skopeo", &["inspect", &tagged(tag)]);
+    }
+}
+
 /// A tar.gz at `path` made by GNU tar from `dir`, with `transform` applied to entry names.
 fn targz(path: &Path, dir: &Path, transform: Option<&str>) {
     let mut args = vec!["-czPf".to_string(), path.display().to_string(), "-C".into(), dir.display().to_string()];
@@ -563,26 +407,6 @@ fn registry_errors_and_auth_failures_name_the_registry() {
     );
     let err = env.fails(&["build", "--push", &format!("{host}/auth:v1")]);
     assert!(err.contains("requires credentials") && err.contains("docker login"), "{err}");
-}
-
-/// A Debian bookworm minbase as an OCI layout (tag `bookworm`), made once per target dir with
-/// debootstrap and umoci.
-fn debian_base_layout() -> PathBuf {
-    let layout = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sbx-build-debian-minbase");
-    if layout.join("index.json").is_file() {
-        return layout;
-    }
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let rootfs = work.path().join("rootfs");
-    tool("debootstrap", &["--variant=minbase", "bookworm", rootfs.to_str().unwrap(), "http://deb.debian.org/debian"]);
-    let staging = work.path().join("layout");
-    let image = format!("{}:bookworm", staging.display());
-    tool("umoci", &["init", "--layout", staging.to_str().unwrap()]);
-    tool("umoci", &["new", "--image", &image]);
-    tool("umoci", &["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
-    let _ = std::fs::remove_dir_all(&layout);
-    std::fs::rename(&staging, &layout).unwrap();
-    layout
 }
 
 #[test]

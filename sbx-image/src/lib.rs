@@ -27,6 +27,7 @@ pub mod extract;
 pub mod fetch;
 pub mod install;
 pub mod layer;
+pub mod layout_gc;
 pub mod npm;
 mod npm_native;
 pub mod oci;

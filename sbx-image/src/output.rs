@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::build::{BuildOutput, PlatformImage};
 use crate::error::{ImageError, IoContext, Result};
+use crate::layout_gc::{Collected, collect_garbage, lock_layout};
 use crate::oci::{Descriptor, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, canonical_json, index};
 
 /// Every blob of one platform image: (digest, where its bytes come from).
@@ -91,8 +92,11 @@ pub fn summary_json(output: &BuildOutput) -> serde_json::Value {
 
 /// Writes an OCI image layout at `dir`: `oci-layout`, `blobs/sha256/…`, and `index.json`
 /// pointing at the image index (tagged `tag` through `org.opencontainers.image.ref.name`).
-/// Existing blobs are kept, so a layout can collect several builds.
-pub fn write_oci_layout(output: &BuildOutput, dir: &Path, tag: &str) -> Result<()> {
+/// Entries of other tags stay in `index.json`; the one tagged `tag` is replaced. Under the
+/// layout's writer lock, blobs no entry reaches any more (earlier builds of the same tag) are
+/// then removed ([`crate::layout_gc`]), so the layout does not grow with every build.
+pub fn write_oci_layout(output: &BuildOutput, dir: &Path, tag: &str) -> Result<Collected> {
+    let lock = lock_layout(dir)?;
     let blobs_dir = dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs_dir).at(&blobs_dir)?;
     crate::cache::write_atomic(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -104,8 +108,17 @@ pub fn write_oci_layout(output: &BuildOutput, dir: &Path, tag: &str) -> Result<(
     put_blob(&blobs_dir, &output.index_digest, &Blob::Bytes(output.index_json.clone()))?;
     let mut desc = Descriptor::for_bytes(MEDIA_TYPE_INDEX, &output.index_json);
     desc.annotations.insert("org.opencontainers.image.ref.name".into(), tag.to_string());
-    let top = index(&[desc], &Default::default());
-    crate::cache::write_atomic(&dir.join("index.json"), &canonical_json(&top))
+    let others = crate::layout_gc::other_entries(dir, tag)?;
+    let mut top = index(&[desc], &Default::default());
+    if let (Some(others), Some(manifests)) = (&others, top["manifests"].as_array_mut()) {
+        manifests.splice(0..0, others.iter().cloned());
+    }
+    crate::cache::write_atomic(&dir.join("index.json"), &canonical_json(&top))?;
+    // An index that could not be read may have referenced blobs: keep them.
+    if others.is_none() {
+        return Ok(Collected::default());
+    }
+    collect_garbage(dir, &lock)
 }
 
 /// Writes a docker-archive tarball of the `platform` image, tagged `repo_tag`

@@ -100,8 +100,11 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> miette::Result<Exit> {
     for dest in &destinations {
         match dest {
             Destination::Oci { dir, tag } => {
-                sbx_image::output::write_oci_layout(&output, dir, tag)?;
-                written.push(serde_json::json!({ "type": "oci", "path": dir, "tag": tag }));
+                let collected = sbx_image::output::write_oci_layout(&output, dir, tag)?;
+                written.push(serde_json::json!({
+                    "type": "oci", "path": dir, "tag": tag,
+                    "removed_blobs": collected.blobs, "removed_bytes": collected.bytes,
+                }));
             }
             Destination::DockerArchive(file) => {
                 let platform = archive_platform(&output, &platforms)?;
