@@ -67,6 +67,7 @@ async fn npm_closure_with_bin_links_and_no_scripts() {
         version: 1,
         inputs: "sha256:00".into(),
         platforms: vec![Platform::LINUX_AMD64],
+        extra_platforms: Vec::new(),
         base: None,
         tools: BTreeMap::from([("npm:@acme/cli".to_string(), vec![tool])]),
     };

@@ -49,6 +49,7 @@ async fn pipx_venv_with_console_scripts() {
         version: 1,
         inputs: "sha256:00".into(),
         platforms: vec![Platform::LINUX_AMD64],
+        extra_platforms: Vec::new(),
         base: None,
         tools: BTreeMap::from([("pipx:hello-tool".to_string(), vec![tool])]),
     };
@@ -83,9 +84,5 @@ async fn pipx_venv_with_console_scripts() {
     );
     assert!(entries.contains_key(&format!("{venv}/lib/python3.12/site-packages/hello/__init__.py")));
     assert!(!entries.keys().any(|k| k.contains(".data")));
-    assert!(
-        entries[&format!("{venv}/pyvenv.cfg")]
-            .2
-            .contains("home = /opt/sbx/mise/installs/python/3.12.7/bin")
-    );
+    assert!(entries[&format!("{venv}/pyvenv.cfg")].2.contains("home = /opt/sbx/mise/installs/python/3.12.7/bin"));
 }
