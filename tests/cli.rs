@@ -60,11 +60,17 @@ fn help_lists_every_command() {
 }
 
 #[test]
-fn unbuilt_commands_say_so_and_exit_1() {
+fn commands_that_need_a_lockfile_say_so_and_write_nothing() {
     let home = tempfile::tempdir().unwrap();
-    for cmd in ["start", "verify"] {
-        let out = sbx(home.path()).arg("-C").arg(project("plain")).arg(cmd).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{cmd}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"), "{cmd}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(project("plain").join("mise.toml"), dir.path().join("mise.toml")).unwrap();
+    for cmd in ["build", "start", "verify"] {
+        let out = sbx(home.path()).arg("-C").arg(dir.path()).arg(cmd).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {stderr}");
+        assert!(stderr.contains("sbx.lock"), "{cmd} does not name the lockfile: {stderr}");
+        assert!(stderr.contains("run `sbx lock`"), "{cmd} gives no hint: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("mise.toml")], "{cmd} wrote files");
     }
 }

@@ -85,10 +85,10 @@ pub fn run(ctx: &Context, args: &BuildArgs) -> miette::Result<Exit> {
             p.parse().map_err(|e| miette!(help = "use linux/amd64 or linux/arm64", "--platform {p}: {e}"))?;
         platforms.push(platform);
     }
+    let lock = current_lockfile(&project, ctx.out)?;
     if destinations.is_empty() {
         destinations.push(Destination::Oci { dir: default_image_dir(&project)?, tag: "latest".into() });
     }
-    let lock = current_lockfile(&project, ctx.out)?;
     let opts = options(&project, &lock, &platforms)?;
     let bars = bars::BuildBars::new(ctx.out);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().into_diagnostic()?;

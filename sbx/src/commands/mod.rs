@@ -49,12 +49,3 @@ pub enum Exit {
     /// when something differs).
     Code(u8),
 }
-
-/// Errors from commands that have not been built yet.
-pub fn not_yet(command: &str, issue: u32) -> miette::Report {
-    miette::miette!(
-        code = "sbx::not_implemented",
-        help = format!("`sbx {command}` arrives with issue #{issue}; `sbx config` shows what it will use"),
-        "`sbx {command}` is not implemented yet"
-    )
-}
