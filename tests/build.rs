@@ -412,7 +412,7 @@ fn registry_errors_and_auth_failures_name_the_registry() {
 #[test]
 fn debian_base_from_a_registry_push_pull_by_digest_docker_load_and_runc() {
     let debian = debian_base_layout();
-    let registry = start_registry();
+    let registry = sbx_fixtures::registry::Registry::start().unwrap();
     let base_ref = format!("{}/debian:bookworm", registry.addr);
     tool(
         "skopeo",

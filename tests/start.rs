@@ -9,84 +9,20 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use sha2::{Digest, Sha256};
-
 /// A project with a busybox image in `.sbx/image`, and a private state/cache dir.
 struct Fixture {
     tmp: tempfile::TempDir,
 }
 
-fn blob(layout: &Path, data: &[u8]) -> String {
-    let hex = hex::encode(Sha256::digest(data));
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(&hex), data).unwrap();
-    format!("sha256:{hex}")
-}
-
-/// A busybox root filesystem under `work/rootfs` (sh, env and the applets).
-fn busybox_rootfs(work: &Path) -> PathBuf {
-    let root = work.join("rootfs");
-    for d in ["bin", "etc", "tmp", "home", "proc", "dev", "opt/tool/bin", "usr/bin"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    let busybox = Path::new("/bin/busybox");
-    assert!(busybox.exists(), "busybox-static is not installed: run .ci/install-deps");
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    let list = StdCommand::new(busybox).arg("--list").output().unwrap();
-    for applet in String::from_utf8(list.stdout).unwrap().lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::os::unix::fs::symlink("../../bin/env", root.join("usr/bin/env")).unwrap();
-    root
-}
-
 /// A busybox image with `/opt/tool/bin/mytool` printing `mytool 1.2.3`, as an OCI layout.
 fn write_image(layout: &Path, work: &Path) {
-    let root = busybox_rootfs(work);
-    std::fs::write(root.join("opt/tool/bin/mytool"), "#!/bin/sh\necho \"mytool 1.2.3\"\n").unwrap();
-    let status = StdCommand::new("chmod").arg("755").arg(root.join("opt/tool/bin/mytool")).status().unwrap();
-    assert!(status.success());
-    write_layout(&root, layout, work, &["PATH=/opt/tool/bin:/bin", "IMAGE_VAR=1"]);
-}
-
-/// Writes `root` as a one-layer OCI image layout with `env`.
-fn write_layout(root: &Path, layout: &Path, work: &Path, env: &[&str]) {
-    let tar = work.join("layer.tar");
-    let status = StdCommand::new("tar")
-        .args(["--create", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "--file"])
-        .arg(&tar)
-        .arg("-C")
-        .arg(root)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success(), "tar failed");
-    let layer = std::fs::read(&tar).unwrap();
-    let layer_digest = blob(layout, &layer);
-    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": arch, "os": "linux",
-        "config": {"Env": env},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .unwrap();
-    let config_digest = blob(layout, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
-    }))
-    .unwrap();
-    let manifest_digest = blob(layout, &manifest);
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len(),
-        "platform": {"architecture": arch, "os": "linux"},
-    }]});
-    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let root = work.join("rootfs");
+    sbx_fixtures::images::busybox_rootfs(&root).unwrap();
+    std::fs::create_dir_all(root.join("opt/tool/bin")).unwrap();
+    let mytool = root.join("opt/tool/bin/mytool");
+    std::fs::write(&mytool, "#!/bin/sh\necho \"mytool 1.2.3\"\n").unwrap();
+    std::fs::set_permissions(&mytool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sbx_fixtures::images::write_layout(&root, layout, &["PATH=/opt/tool/bin:/bin", "IMAGE_VAR=1"]).unwrap();
 }
 
 impl Fixture {
@@ -386,22 +322,6 @@ fn unknown_runtime_is_a_usage_error_with_help() {
     assert!(stderr(&out).contains("unknown runtime `vmware`"), "{}", stderr(&out));
 }
 
-/// A base image with busybox and the host's glibc (the example project's tools and Claude Code's
-/// native binary are dynamically linked or `#!/bin/sh` scripts, so a scratch image cannot run them).
-fn glibc_base(layout: &Path, work: &Path) {
-    let root = busybox_rootfs(work);
-    let libs = ["libc.so.6", "librt.so.1", "libpthread.so.0", "libdl.so.2", "libm.so.6"];
-    let libdir = if cfg!(target_arch = "aarch64") { "lib/aarch64-linux-gnu" } else { "lib/x86_64-linux-gnu" };
-    std::fs::create_dir_all(root.join(libdir)).unwrap();
-    for lib in libs {
-        std::fs::copy(Path::new("/").join(libdir).join(lib), root.join(libdir).join(lib)).unwrap();
-    }
-    let loader = if cfg!(target_arch = "aarch64") { "lib/ld-linux-aarch64.so.1" } else { "lib64/ld-linux-x86-64.so.2" };
-    std::fs::create_dir_all(root.join(loader).parent().unwrap()).unwrap();
-    std::fs::copy(Path::new("/").join(loader), root.join(loader)).unwrap();
-    write_layout(&root, layout, work, &["PATH=/usr/bin:/bin"]);
-}
-
 /// The issue's "done when": on the example project, `sbx lock && sbx build && sbx start --
 /// <locked tool> --version` prints the locked version under each runtime (node from the fixture
 /// server; Claude Code, the project's agent, from the live npm registry, placed without its
@@ -415,14 +335,14 @@ fn example_project_lock_build_start_prints_locked_versions() {
     let example = support::project("plain");
     std::fs::copy(example.join("mise.toml"), project.join("mise.toml")).unwrap();
     let sbx_toml = std::fs::read_to_string(example.join(".sbx.toml")).unwrap();
-    // This machine's platform only, and a base with a shell and glibc (see `glibc_base`).
+    // This machine's platform only, and a base with a shell and glibc.
     let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
     let sbx_toml = sbx_toml.replace(
         "platforms = [\"linux/amd64\", \"linux/arm64\"]",
         &format!("platforms = [\"linux/{arch}\"]\nbase = \"oci-layout:base\""),
     );
     std::fs::write(project.join(".sbx.toml"), sbx_toml).unwrap();
-    glibc_base(&project.join("base"), tmp.path());
+    sbx_fixtures::images::glibc_busybox_layout(&project.join("base")).unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let sbx = || {

@@ -368,54 +368,11 @@ fn a_tool_missing_on_the_host_fails_host_verification() {
     assert!(stdout.contains("✓ linux/amd64: node 22.11.0"), "the image itself matches: {stdout}");
 }
 
-/// A `docker-registry` on a free loopback port, stopped when dropped.
-struct Registry {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    let data = dir.path().join("data");
-    let yml = format!(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-        data.display()
-    );
-    std::fs::write(&config, yml).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("`docker-registry` is required (install it via .ci/install-deps): {e}"));
-    let registry = Registry { child, addr, _dir: dir };
-    // Wait for the listener; give up after about 20 s.
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(&registry.addr).is_ok() {
-            return registry;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("docker-registry did not start on {}", registry.addr);
-}
-
 #[test]
 fn an_image_in_a_registry_is_verified_from_its_pulled_blobs() {
     let env = Env::new();
     env.lock(&[]);
-    let registry = start_registry();
+    let registry = sbx_fixtures::registry::Registry::start().unwrap();
     let reference = format!("{}/sbx/verify:v1", registry.addr);
     let index_digest = env.build(&["--push", &reference]);
     // A fresh cache: every layer is pulled (and checked by digest) for the scan.

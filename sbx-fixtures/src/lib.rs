@@ -1,4 +1,8 @@
-//! A loopback HTTP server for hermetic tests of `sbx lock`.
+//! Test fixtures shared by the workspace's tests, benches and `cargo xtask example`: a loopback
+//! HTTP server for recorded upstreams, small OCI base layouts ([`images`]) and a real
+//! `docker-registry` ([`registry`]).
+//!
+//! The server is what makes `sbx lock` testable without GitHub or nodejs.org.
 //!
 //! It serves the recorded, format-true upstream responses in `fixtures/upstream/` (the node
 //! distribution index and `SHASUMS256.txt`, the Go download index, GitHub releases API JSON
@@ -14,6 +18,8 @@
 //! The server binds 127.0.0.1 on an ephemeral port only and stops when dropped.
 
 pub mod generate;
+pub mod images;
+pub mod registry;
 mod server;
 
 use std::collections::HashMap;

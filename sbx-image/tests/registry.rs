@@ -2,61 +2,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::{Server, run, sample_lock};
 use sbx_image::build::BuildOptions;
 use sbx_image::{Cache, NoProgress, build_image};
 use sbx_mise::Platform;
 
-/// The registry process, stopped when the test ends.
-struct RegistryProcess {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry() -> RegistryProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("`docker-registry` is required for this test (install it via .ci/install-deps): {e}")
-        });
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "docker-registry did not start on {addr}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    RegistryProcess { child, addr, _dir: dir }
-}
-
 #[tokio::test]
 async fn push_then_pull_back_by_digest() {
-    let registry = start_registry();
+    let registry = sbx_fixtures::registry::Registry::start().unwrap();
     let server = Server::start();
     let lock = sample_lock(&server, &[Platform::LINUX_AMD64, Platform::LINUX_ARM64], "22.11.0", 0);
     let cache = tempfile::tempdir().unwrap();
@@ -127,7 +80,7 @@ async fn registry_errors_and_auth_failures_are_reported() {
 
 #[tokio::test]
 async fn registry_base_is_pulled_by_digest_and_reused() {
-    let registry = start_registry();
+    let registry = sbx_fixtures::registry::Registry::start().unwrap();
     let server = Server::start();
     let base_lock = sample_lock(&server, &[Platform::LINUX_AMD64], "20.18.1", 0);
     let base_cache = tempfile::tempdir().unwrap();
