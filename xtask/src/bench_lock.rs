@@ -37,7 +37,7 @@ const MISE_VERSION: &str = "2026.9.15";
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let rounds: usize = args.first().map(|a| a.parse()).transpose().context("ROUNDS must be a number")?.unwrap_or(5);
-    let sbx = build_sbx()?;
+    let sbx = crate::sbx_bin::sbx_binary(true)?;
     let tmp = tempfile::tempdir()?;
     let server = FixtureServer::start_default()?;
 
@@ -104,18 +104,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Builds the release `sbx` binary and returns its path.
-fn build_sbx() -> anyhow::Result<PathBuf> {
-    let status = Command::new(env!("CARGO")).args(["build", "--release", "--locked", "-q", "-p", "sbx"]).status()?;
-    if !status.success() {
-        bail!("cargo build --release -p sbx failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    Ok(target.join("release/sbx"))
 }
 
 /// The real mise binary, downloaded once from the npm registry into the target dir.

@@ -97,23 +97,6 @@ fn raw_true(rt: &dyn sbx_sandbox::Runtime, rootfs: &Path) -> anyhow::Result<Dura
     Ok(elapsed)
 }
 
-/// The `sbx` binary: `$SBX_BIN`, else a release build of this workspace's.
-fn sbx_binary() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("SBX_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "--locked", "-p", "sbx"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("building sbx failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    Ok(target.join("release/sbx"))
-}
-
 /// A project whose `.sbx/image` is `layout` (newer than its lockfile, so no build runs).
 fn cli_project(dir: &Path, layout: &Path) -> anyhow::Result<PathBuf> {
     let project = dir.join("cli-project");
@@ -157,7 +140,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let layout = busybox_layout(tmp.path())?;
     let workspace = tmp.path().join("workspace");
     std::fs::create_dir_all(&workspace)?;
-    let sbx = sbx_binary()?;
+    let sbx = crate::sbx_bin::sbx_binary(true)?;
     let project = cli_project(tmp.path(), &layout)?;
     println!("sbx start bench: `true`, {iterations} warm iterations, {} cold, medians", iterations.div_ceil(4));
     for kind in RuntimeKind::ALL {
