@@ -53,3 +53,22 @@ fn podman_runs_the_image_by_id() {
     let images = p.podman(&["images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"]);
     assert!(images.contains("sbx-image"), "{images}");
 }
+
+/// With gVisor registered in Docker (`runtimes.runsc` in daemon.json), the docker runtime adds
+/// `--runtime runsc`: the same sandbox settings hold, and the container runs on gVisor's
+/// user-space kernel (its `/proc/version` names gVisor's kernel, not the host's).
+#[test]
+fn docker_with_gvisor_registered_runs_on_runsc() {
+    let _d = engine_daemons::Dockerd::start(true);
+    assert!(sbx_sandbox::runtime::engine::docker_has_runsc(), "the private dockerd lists runsc");
+    basics(RuntimeChoice::Docker, "docker-runsc");
+    let host_version = std::fs::read_to_string("/proc/version").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let sandboxes = Sandboxes::new(tmp.path().join("state"), support::artifacts().join("cache-docker-runsc"));
+    let script = format!("cat /proc/version > {}/version", ws.display());
+    assert_eq!(run(&sandboxes, RuntimeChoice::Docker, "docker-runsc-kernel", &ws, &["sh", "-c", &script]), 0);
+    let inside = std::fs::read_to_string(ws.join("version")).unwrap();
+    assert_ne!(inside, host_version, "the container saw the host kernel: not on runsc");
+}

@@ -365,6 +365,14 @@ fn escape_suite_docker() {
     escape_suite(RuntimeKind::Docker, RuntimeChoice::Docker);
 }
 
+/// Docker with gVisor registered (`--runtime runsc` is added): the registration sbx documents
+/// (`--network=none --host-uds=open`: loopback only, the proxy socket reachable).
+#[test]
+fn escape_suite_docker_runsc() {
+    let _dockerd = engine_daemons::Dockerd::start(true);
+    escape_suite(RuntimeKind::Docker, RuntimeChoice::Docker);
+}
+
 #[test]
 fn escape_suite_podman() {
     let _podman = engine_daemons::Podman::setup();

@@ -275,7 +275,8 @@ macro_rules! engine_runtime {
                 match $kind {
                     EngineKind::Docker if !docker_has_runsc() => Some(
                         "note: the docker runtime isolates with namespaces, seccomp and no capabilities on the host \
-                         kernel (register gVisor's runsc with Docker for a user-space kernel)",
+                         kernel (for a user-space kernel register gVisor with Docker as `runsc`, runtimeArgs \
+                         [\"--network=none\", \"--host-uds=open\"] in daemon.json)",
                     ),
                     EngineKind::Docker => None,
                     EngineKind::Podman => Some(

@@ -46,7 +46,7 @@ impl Dockerd {
         if with_runsc {
             config["runtimes"] = serde_json::json!({
                 "runsc": {"path": which("runsc").unwrap_or_else(|| PathBuf::from("/usr/bin/runsc")),
-                          "runtimeArgs": ["--platform=ptrace"]}
+                          "runtimeArgs": ["--platform=ptrace", "--network=none", "--host-uds=open"]}
             });
         }
         std::fs::write(d.join("daemon.json"), config.to_string()).unwrap();
