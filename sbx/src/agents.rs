@@ -10,6 +10,8 @@
 //! allow-list below), and keys of a settings file that can carry a credential or run a host
 //! command are removed from the copy.
 
+use sbx_proxy::Service;
+
 use crate::sbx_toml::Agent;
 
 /// A file the host's agent configuration may provide, copied into the sandbox's config dir.
@@ -30,12 +32,12 @@ pub struct AgentPreset {
     pub npm_package: Option<&'static str>,
     /// The command started when `sbx start` gets no command.
     pub command: &'static [&'static str],
-    /// The API host the agent needs (part of the `balanced` policy).
-    pub api_host: Option<&'static str>,
-    /// The `[secrets]` service of its credential (the proxy injects it: see `sbx_proxy::services`).
+    /// The `[secrets]` service of its credential, one of [`sbx_proxy::SERVICES`]: its API host,
+    /// credential header and environment variable are the service's (see [`Self::service`]),
+    /// and the proxy injects it.
     pub secret_service: Option<&'static str>,
-    /// The environment variable the agent reads its credential from.
-    pub secret_env: Option<&'static str>,
+    /// The API host of an agent without such a service (see [`Self::api_host`]).
+    pub other_api_host: Option<&'static str>,
     /// Its configuration directory, relative to the home directory (host and sandbox).
     pub config_dir: Option<&'static str>,
     /// Files of the configuration directory that may be copied in (never credentials).
@@ -47,6 +49,27 @@ impl AgentPreset {
     pub fn tool_name(&self) -> Option<String> {
         self.npm_package.map(|p| format!("npm:{p}"))
     }
+
+    /// The service of the agent's credential (host, header, variable), from
+    /// [`sbx_proxy::SERVICES`].
+    pub fn service(&self) -> Option<&'static Service> {
+        sbx_proxy::services::service(self.secret_service?)
+    }
+
+    /// The API host the agent needs (part of the `balanced` policy).
+    pub fn api_host(&self) -> Option<&'static str> {
+        self.service().map(|s| s.host).or(self.other_api_host)
+    }
+
+    /// The environment variable the agent reads its credential from.
+    pub fn secret_env(&self) -> Option<&'static str> {
+        self.service().map(|s| s.env)
+    }
+
+    /// The program `sbx init` looks for on `PATH` to detect the agent.
+    pub fn program(&self) -> Option<&'static str> {
+        self.command.first().copied()
+    }
 }
 
 /// Keys of Claude Code's `settings.json` that can carry credentials or run commands on the host.
@@ -57,9 +80,8 @@ const PRESETS: &[AgentPreset] = &[
         agent: Agent::Claude,
         npm_package: Some("@anthropic-ai/claude-code"),
         command: &["claude"],
-        api_host: Some("api.anthropic.com"),
         secret_service: Some("anthropic"),
-        secret_env: Some("ANTHROPIC_API_KEY"),
+        other_api_host: None,
         config_dir: Some(".claude"),
         settings: &[
             SettingsFile { path: "settings.json", strip_keys: CLAUDE_STRIP },
@@ -70,9 +92,8 @@ const PRESETS: &[AgentPreset] = &[
         agent: Agent::Codex,
         npm_package: Some("@openai/codex"),
         command: &["codex"],
-        api_host: Some("api.openai.com"),
         secret_service: Some("openai"),
-        secret_env: Some("OPENAI_API_KEY"),
+        other_api_host: None,
         config_dir: Some(".codex"),
         settings: &[SettingsFile { path: "AGENTS.md", strip_keys: &[] }],
     },
@@ -80,9 +101,8 @@ const PRESETS: &[AgentPreset] = &[
         agent: Agent::Gemini,
         npm_package: Some("@google/gemini-cli"),
         command: &["gemini"],
-        api_host: Some("generativelanguage.googleapis.com"),
         secret_service: Some("gemini"),
-        secret_env: Some("GEMINI_API_KEY"),
+        other_api_host: None,
         config_dir: Some(".gemini"),
         settings: &[
             SettingsFile { path: "settings.json", strip_keys: &["mcpServers"] },
@@ -93,9 +113,8 @@ const PRESETS: &[AgentPreset] = &[
         agent: Agent::Opencode,
         npm_package: Some("opencode-ai"),
         command: &["opencode"],
-        api_host: Some("opencode.ai"),
         secret_service: None,
-        secret_env: None,
+        other_api_host: Some("opencode.ai"),
         config_dir: Some(".config/opencode"),
         settings: &[SettingsFile { path: "AGENTS.md", strip_keys: &[] }],
     },
@@ -103,9 +122,8 @@ const PRESETS: &[AgentPreset] = &[
         agent: Agent::Shell,
         npm_package: None,
         command: &[],
-        api_host: None,
         secret_service: None,
-        secret_env: None,
+        other_api_host: None,
         config_dir: None,
         settings: &[],
     },
@@ -149,6 +167,26 @@ mod tests {
         }
         assert_eq!(preset(Agent::Claude).tool_name().as_deref(), Some("npm:@anthropic-ai/claude-code"));
         assert!(preset(Agent::Shell).tool_name().is_none());
+    }
+
+    #[test]
+    fn credentials_and_hosts_come_from_the_proxys_services() {
+        let baseline: Vec<String> = sbx_proxy::policy::balanced_baseline()
+            .unwrap()
+            .into_iter()
+            .flat_map(|g| g.rules)
+            .map(|r| r.to_string())
+            .collect();
+        for p in PRESETS {
+            assert_eq!(p.secret_service.is_some(), p.service().is_some(), "{:?}: unknown service", p.agent);
+            if let Some(host) = p.api_host() {
+                assert!(baseline.iter().any(|r| r == host), "{:?}: {host} is not in the balanced policy", p.agent);
+            }
+        }
+        assert_eq!(preset(Agent::Gemini).secret_env(), Some("GEMINI_API_KEY"));
+        assert_eq!(preset(Agent::Claude).api_host(), Some("api.anthropic.com"));
+        assert_eq!(preset(Agent::Opencode).api_host(), Some("opencode.ai"));
+        assert_eq!(preset(Agent::Shell).program(), None);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! `sbx start`, `sbx proxy` and `sbx policy show` all build the proxy's configuration here.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sbx_mise::{ConfigError, Origin, Spanned};
-use sbx_proxy::{CidrRule, DomainRule, InjectionRule, PolicyConfig};
+use sbx_proxy::{CidrRule, DomainRule, InjectionRule, PolicyConfig, ProxyOptions, Service};
 
 use crate::project::Project;
 use crate::sbx_toml::SecretSource;
@@ -45,6 +46,23 @@ pub fn policy_for(project: &Project) -> Result<PolicyConfig, ConfigError> {
         allowed_cidrs: cidrs(&s.allowed_cidrs)?,
         blocked_cidrs: cidrs(&s.blocked_cidrs)?,
     })
+}
+
+/// The options of a proxy for `project`: named `name` (in every audit line and its CA), keeping
+/// its files in `state_dir`, listening on the Unix socket `socket`, enforcing [`policy_for`] and
+/// injecting `injections`. `sbx start` and `sbx proxy` both start their proxy from these.
+pub fn proxy_options(
+    project: &Project,
+    name: impl Into<String>,
+    state_dir: &Path,
+    socket: PathBuf,
+    injections: Vec<InjectionRule>,
+) -> Result<ProxyOptions, ConfigError> {
+    let mut options = ProxyOptions::new(name, state_dir);
+    options.policy = policy_for(project)?;
+    options.injections = injections;
+    options.socket_path = Some(socket);
+    Ok(options)
 }
 
 fn rule_error(value: &Spanned<String>, err: &sbx_proxy::policy::RuleError) -> ConfigError {
@@ -107,17 +125,36 @@ pub fn injection_plan(project: &Project) -> (Vec<PlannedInjection>, Vec<String>)
             SecretSource::Env(var) => var.clone(),
             SecretSource::Command(_) => service.env.to_string(),
         };
-        planned.push(PlannedInjection {
-            service: name.clone(),
-            host: service.host.into(),
-            header: service.header.into(),
-            env,
-            sentinel: sbx_proxy::sentinel(name),
-            secret: source.value.clone(),
-            source: rule_source(project, &source.origin),
-        });
+        planned.push(planned_injection(project, service, env, source.value.clone(), &source.origin));
     }
     (planned, other)
+}
+
+/// The injection of the known service whose clients read the variable `name`
+/// (`ANTHROPIC_API_KEY`, …), with the host variable of that name as its source: how a
+/// `required_secrets` entry without a `[secrets]` entry still keeps the real key outside the
+/// sandbox. `origin` is where `name` is required.
+pub fn injection_for_variable(project: &Project, name: &str, origin: &Origin) -> Option<PlannedInjection> {
+    let service = sbx_proxy::services::SERVICES.iter().find(|s| s.env == name)?;
+    Some(planned_injection(project, service, name.to_string(), SecretSource::Env(name.to_string()), origin))
+}
+
+fn planned_injection(
+    project: &Project,
+    service: &Service,
+    env: String,
+    secret: SecretSource,
+    origin: &Origin,
+) -> PlannedInjection {
+    PlannedInjection {
+        service: service.name.to_string(),
+        host: service.host.to_string(),
+        header: service.header.to_string(),
+        env,
+        sentinel: sbx_proxy::sentinel(service.name),
+        secret,
+        source: rule_source(project, origin),
+    }
 }
 
 /// A credential the proxy should inject could not be read on the host.
@@ -135,41 +172,44 @@ pub struct SecretError {
     pub help: String,
 }
 
-/// The proxy's injection rules for `project`, with the real secrets read on the host: an `env`
-/// source from `env`, a `command` source by running it with `/bin/sh -c` on the host (never in
-/// the sandbox). Services the proxy cannot inject are left out (see [`injection_plan`]).
+/// The proxy's injection rules for `project`, with the real secrets read on the host (see
+/// [`read_secret`]). Services the proxy cannot inject are left out (see [`injection_plan`]).
 pub fn injections_for(project: &Project, env: &BTreeMap<String, String>) -> Result<Vec<InjectionRule>, SecretError> {
     let (planned, _) = injection_plan(project);
     planned
         .into_iter()
         .map(|p| {
-            let err = |reason: String, help: String| SecretError {
-                service: p.service.clone(),
-                source_label: p.source.clone(),
-                reason,
-                help,
-            };
-            let secret = match &p.secret {
-                SecretSource::Env(var) => match env.get(var).filter(|v| !v.is_empty()) {
-                    Some(value) => value.clone(),
-                    None => {
-                        return Err(err(
-                            format!("the host variable {var} is not set"),
-                            format!("export {var} before starting, or change [secrets] {} in .sbx.toml", p.service),
-                        ));
-                    }
-                },
-                SecretSource::Command(command) => run_command(command, env).map_err(|reason| {
-                    err(reason, format!("check that `{command}` prints the credential when run on the host"))
-                })?,
-            };
+            let secret = read_secret(&p.secret, env).map_err(|why| {
+                let (reason, help) = match &p.secret {
+                    SecretSource::Env(var) => (
+                        format!("the host variable {var} {why}"),
+                        format!("export {var} before starting, or change [secrets] {} in .sbx.toml", p.service),
+                    ),
+                    SecretSource::Command(command) => (
+                        format!("`{command}` {why}"),
+                        format!("check that `{command}` prints the credential when run on the host"),
+                    ),
+                };
+                SecretError { service: p.service.clone(), source_label: p.source.clone(), reason, help }
+            })?;
             Ok(p.rule(secret))
         })
         .collect()
 }
 
-/// Runs a `[secrets]` command on the host with exactly `env` and returns its trimmed output.
-fn run_command(command: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+/// Reads a `[secrets]` source on the host: an `env` source from `env` (an empty value counts as
+/// unset), a `command` source by running it with `/bin/sh -c` and exactly `env` on the host
+/// (never in the sandbox), its output trimmed.
+///
+/// The error is a phrase that follows the source's name: `is not set`, `could not run: …`,
+/// `failed (exit status: 3): …`, `printed nothing`.
+pub fn read_secret(source: &SecretSource, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let command = match source {
+        SecretSource::Env(var) => {
+            return env.get(var).filter(|v| !v.is_empty()).cloned().ok_or_else(|| "is not set".to_string());
+        }
+        SecretSource::Command(command) => command,
+    };
     let out = Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
@@ -178,14 +218,14 @@ fn run_command(command: &str, env: &BTreeMap<String, String>) -> Result<String, 
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("`{command}` could not run: {e}"))?;
+        .map_err(|e| format!("could not run: {e}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("`{command}` failed ({}): {}", out.status, stderr.trim()));
+        return Err(format!("failed ({}): {}", out.status, stderr.trim()));
     }
-    let text = String::from_utf8(out.stdout).map_err(|_| format!("`{command}` printed something that is not UTF-8"))?;
+    let text = String::from_utf8(out.stdout).map_err(|_| "printed something that is not UTF-8".to_string())?;
     match text.trim() {
-        "" => Err(format!("`{command}` printed nothing")),
+        "" => Err("printed nothing".into()),
         value => Ok(value.to_string()),
     }
 }
@@ -233,5 +273,8 @@ mod tests {
         assert_eq!(rules[0].sentinel, "sbx-sentinel-anthropic");
         assert_eq!(rules[1].secret, "tok");
         assert_eq!(rules[1].header, "authorization");
+        let run = |command: &str| read_secret(&SecretSource::Command(command.into()), &BTreeMap::new());
+        assert!(run("echo oops >&2; exit 3").unwrap_err().starts_with("failed (exit status: 3): oops"));
+        assert_eq!(run("true").unwrap_err(), "printed nothing");
     }
 }

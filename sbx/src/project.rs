@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sbx_mise::config::{self, DiscoverOptions, MiseConfig, ToolEntry, ToolOptions, ToolVersion};
-use sbx_mise::{ConfigError, ToolId, VersionRequest};
+use sbx_mise::{ConfigError, Origin, ToolId, VersionRequest};
 
 use crate::sbx_toml::{self, SbxToml};
 
@@ -95,13 +95,7 @@ fn agent_tool(sbx: &SbxToml, mise: &MiseConfig) -> Option<ToolEntry> {
     let agent = sbx.sandbox.agent.value?;
     let origin = sbx.sandbox.agent.origin.clone()?;
     let name = crate::agents::preset(agent).tool_name()?;
-    if mise.tools.contains_key(&name) {
-        return None;
-    }
-    let id = ToolId::parse(&name).ok()?;
-    let version =
-        ToolVersion { request: VersionRequest::Latest, origin: origin.clone(), options: ToolOptions::default() };
-    Some(ToolEntry { id, origin, versions: vec![version] })
+    latest_tool(&name, origin, mise)
 }
 
 /// The npm package carrying the mise binary (`[image] mise = true`): a wrapper whose
@@ -115,11 +109,15 @@ fn mise_tool(sbx: &SbxToml, mise: &MiseConfig) -> Option<ToolEntry> {
         return None;
     }
     let origin = sbx.image.mise.origin.clone()?;
-    let name = format!("npm:{MISE_NPM_PACKAGE}");
-    if mise.tools.contains_key(&name) {
+    latest_tool(&format!("npm:{MISE_NPM_PACKAGE}"), origin, mise)
+}
+
+/// Tool `name` at its latest version, requested at `origin`, unless the mise config lists it.
+fn latest_tool(name: &str, origin: Origin, mise: &MiseConfig) -> Option<ToolEntry> {
+    if mise.tools.contains_key(name) {
         return None;
     }
-    let id = ToolId::parse(&name).ok()?;
+    let id = ToolId::parse(name).ok()?;
     let version =
         ToolVersion { request: VersionRequest::Latest, origin: origin.clone(), options: ToolOptions::default() };
     Some(ToolEntry { id, origin, versions: vec![version] })

@@ -6,49 +6,10 @@ use std::path::{Path, PathBuf};
 use miette::{IntoDiagnostic, WrapErr};
 use sbx_mise::config::{DiscoverOptions, discover};
 
+use crate::agents::{self, AgentPreset};
 use crate::cli::InitArgs;
 use crate::output::Output;
 use crate::sbx_toml::{self, DEFAULT_DATA_DIR};
-
-/// An agent preset as `sbx init` describes it.
-struct AgentInfo {
-    name: &'static str,
-    command: &'static str,
-    config_dir: &'static str,
-    secret_service: &'static str,
-    secret_env: &'static str,
-}
-
-const AGENTS: [AgentInfo; 4] = [
-    AgentInfo {
-        name: "claude",
-        command: "claude",
-        config_dir: ".claude",
-        secret_service: "anthropic",
-        secret_env: "ANTHROPIC_API_KEY",
-    },
-    AgentInfo {
-        name: "codex",
-        command: "codex",
-        config_dir: ".codex",
-        secret_service: "openai",
-        secret_env: "OPENAI_API_KEY",
-    },
-    AgentInfo {
-        name: "gemini",
-        command: "gemini",
-        config_dir: ".gemini",
-        secret_service: "google",
-        secret_env: "GEMINI_API_KEY",
-    },
-    AgentInfo {
-        name: "opencode",
-        command: "opencode",
-        config_dir: ".config/opencode",
-        secret_service: "anthropic",
-        secret_env: "ANTHROPIC_API_KEY",
-    },
-];
 
 /// Runs `sbx init` in `dir`.
 pub fn run(dir: &Path, args: &InitArgs, env: &BTreeMap<String, String>, out: Output) -> miette::Result<()> {
@@ -64,7 +25,7 @@ pub fn run(dir: &Path, args: &InitArgs, env: &BTreeMap<String, String>, out: Out
     let files: Vec<PathBuf> = discover::discover(&opts).into_iter().map(|f| f.path).collect();
     let agent = match &args.agent {
         Some(a) => Some(a.clone()),
-        None => detect_agent(env).map(|a| a.name.to_string()),
+        None => detect_agent(env).map(|a| a.agent.as_str().to_string()),
     };
     let text = render(dir, &files, agent.as_deref());
     // Check that what we write is what we read back, before writing anything.
@@ -87,17 +48,22 @@ pub fn run(dir: &Path, args: &InitArgs, env: &BTreeMap<String, String>, out: Out
     Ok(())
 }
 
-fn detect_agent(env: &BTreeMap<String, String>) -> Option<&'static AgentInfo> {
+/// The first agent (in preset order) whose program is on `PATH`, else whose configuration
+/// directory is in `HOME`.
+fn detect_agent(env: &BTreeMap<String, String>) -> Option<&'static AgentPreset> {
     let path_dirs: Vec<PathBuf> = env.get("PATH").map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
     let home = env.get("HOME").map(PathBuf::from);
-    AGENTS
+    let presets = agents::all();
+    presets
         .iter()
-        .find(|a| path_dirs.iter().any(|d| d.join(a.command).is_file()))
-        .or_else(|| AGENTS.iter().find(|a| home.as_ref().is_some_and(|h| h.join(a.config_dir).is_dir())))
+        .find(|a| a.program().is_some_and(|p| path_dirs.iter().any(|d| d.join(p).is_file())))
+        .or_else(|| presets.iter().find(|a| a.config_dir.zip(home.as_ref()).is_some_and(|(c, h)| h.join(c).is_dir())))
 }
 
 fn render(dir: &Path, files: &[PathBuf], agent: Option<&str>) -> String {
-    let info = agent.and_then(|a| AGENTS.iter().find(|x| x.name == a));
+    // The service of the agent's credential (`anthropic` for claude, …), if the proxy injects it.
+    let service =
+        agent.and_then(|a| agents::all().iter().find(|p| p.agent.as_str() == a)).and_then(AgentPreset::service);
     let mut s = String::from("# sbx settings for this project. `sbx config` shows the merged result with origins.\n");
     if files.is_empty() {
         s += "# No mise config was found; list the sandbox's tools under [tools] below.\n";
@@ -119,8 +85,8 @@ fn render(dir: &Path, files: &[PathBuf], agent: Option<&str>) -> String {
     s += "# Extra domains to allow or block: exact names, \"*.suffix\" wildcards, optional \":port\".\n";
     s += "allowed_domains = []\nblocked_domains = []\n";
     s += "# Environment variables the sandbox must get from the host (or from [secrets]).\n";
-    match info {
-        Some(i) => s += &format!("required_secrets = [\"{}\"]\n", i.secret_env),
+    match service {
+        Some(svc) => s += &format!("required_secrets = [\"{}\"]\n", svc.env),
         None => s += "required_secrets = []\n",
     }
     s += "# Other folders to mount, read-only unless suffixed with \":rw\".\n";
@@ -137,10 +103,40 @@ fn render(dir: &Path, files: &[PathBuf], agent: Option<&str>) -> String {
     s += "# Layer compression: gzip | zstd\n# compression = \"gzip\"\n";
     s += "\n[tools]\n# mise syntax; these win over the mise files, for the sandbox only.\n# node = \"22\"\n";
     s += "\n[secrets]\n# Where the real value of each service's credential comes from on the host.\n";
-    match info {
-        Some(i) => s += &format!("{} = {{ env = \"{}\" }}\n", i.secret_service, i.secret_env),
+    match service {
+        Some(svc) => s += &format!("{} = {{ env = \"{}\" }}\n", svc.name, svc.env),
         None => s += "# anthropic = { env = \"ANTHROPIC_API_KEY\" }\n",
     }
     s += "# github = { command = \"gh auth token\" }\n";
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_is_the_agent_presets_service() {
+        let text = render(Path::new("/p"), &[], Some("gemini"));
+        assert!(text.contains("required_secrets = [\"GEMINI_API_KEY\"]"), "{text}");
+        assert!(text.contains("\ngemini = { env = \"GEMINI_API_KEY\" }"), "the proxy injects `gemini`:\n{text}");
+        for agent in ["opencode", "shell"] {
+            let text = render(Path::new("/p"), &[], Some(agent));
+            assert!(text.contains("required_secrets = []") && text.contains("# anthropic = {"), "{text}");
+        }
+    }
+
+    #[test]
+    fn detects_the_agent_on_path_then_in_home() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home/.gemini")).unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        let env = BTreeMap::from([
+            ("HOME".to_string(), dir.path().join("home").display().to_string()),
+            ("PATH".to_string(), dir.path().join("bin").display().to_string()),
+        ]);
+        assert_eq!(detect_agent(&env).map(|a| a.agent.as_str()), Some("gemini"));
+        std::fs::write(dir.path().join("bin/codex"), "").unwrap();
+        assert_eq!(detect_agent(&env).map(|a| a.agent.as_str()), Some("codex"));
+    }
 }

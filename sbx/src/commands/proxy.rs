@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use miette::{IntoDiagnostic, WrapErr, miette};
-use sbx_proxy::{AuditReader, Proxy, ProxyHandle, ProxyOptions};
+use sbx_proxy::{AuditReader, Proxy, ProxyHandle};
 
 use super::{Context, Exit};
 use crate::policy;
@@ -68,24 +68,13 @@ pub fn run(ctx: &Context, args: &ProxyArgs) -> miette::Result<Exit> {
             socket.display()
         ));
     }
-    let mut options = ProxyOptions::new(args.name.clone(), &state_dir);
-    options.policy = policy::policy_for(&project)?;
-    if !args.no_inject {
-        options.injections = policy::injections_for(&project, &ctx.env)?;
-    }
-    options.socket_path = Some(socket);
+    let injections = if args.no_inject { Vec::new() } else { policy::injections_for(&project, &ctx.env)? };
+    let mut options = policy::proxy_options(&project, args.name.clone(), &state_dir, socket, injections)?;
     options.tcp_addr = args.listen;
     let preset = format!("{} ({})", options.policy.preset, options.policy.preset_source);
     let injected: Vec<String> = options.injections.iter().map(|i| format!("{} on {}", i.service, i.host)).collect();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sbx-proxy")
-        .enable_all()
-        .build()
-        .into_diagnostic()
-        .wrap_err("cannot start the proxy's runtime")?;
-    runtime.block_on(async {
+    crate::launch::proxy::runtime()?.block_on(async {
         // Registered before anything is printed: a signal after the banner always stops cleanly.
         let stop = stop_signals()?;
         // Positioned at the log's current end before the proxy accepts anything, so `-v` shows

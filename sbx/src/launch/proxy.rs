@@ -12,9 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use miette::{IntoDiagnostic, WrapErr, miette};
-use sbx_proxy::{CertificateAuthority, Proxy, ProxyHandle, ProxyOptions};
+use sbx_proxy::{CertificateAuthority, Proxy, ProxyHandle};
 
 use super::secrets::ResolvedSecret;
+use crate::policy;
 use crate::project::Project;
 
 /// Longest Unix socket path we use (`sun_path` is 108 bytes with the NUL).
@@ -60,19 +61,11 @@ impl RunningProxy {
         let paths = paths(name, state_dir);
         let sock_dir = paths.socket.parent().unwrap_or(state_dir);
         create_private_dir(sock_dir)?;
-        let mut opts = ProxyOptions::new(name, &paths.state_dir);
-        opts.policy = crate::policy::policy_for(project)?;
-        opts.injections = secrets.iter().filter_map(ResolvedSecret::injection_rule).collect();
-        opts.socket_path = Some(paths.socket.clone());
+        let injections = secrets.iter().filter_map(ResolvedSecret::injection_rule).collect();
+        let mut opts = policy::proxy_options(project, name, &paths.state_dir, paths.socket.clone(), injections)?;
         opts.ca = Some(sandbox_ca(name, &paths)?);
         let injects = !opts.injections.is_empty();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sbx-proxy")
-            .enable_all()
-            .build()
-            .into_diagnostic()
-            .wrap_err("cannot start the proxy's runtime")?;
+        let runtime = runtime()?;
         let handle = runtime.block_on(Proxy::start(opts)).map_err(|e| {
             miette!(help = "check the network settings in .sbx.toml (`sbx policy show`)", "cannot start the proxy: {e}")
         })?;
@@ -88,6 +81,18 @@ impl RunningProxy {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// The tokio runtime a proxy runs on (two worker threads called `sbx-proxy`), for `sbx start`
+/// and `sbx proxy` alike.
+pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sbx-proxy")
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("cannot start the proxy's runtime")
 }
 
 /// The sandbox's CA: loaded from its state dir, or made and saved there on first use.

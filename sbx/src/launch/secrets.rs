@@ -10,12 +10,11 @@
 //! `[secrets]` entry.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
 use sbx_proxy::InjectionRule;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{PlannedInjection, injection_plan};
+use crate::policy::{PlannedInjection, injection_for_variable, injection_plan, read_secret, rule_source};
 use crate::project::Project;
 use crate::sbx_toml::SecretSource;
 
@@ -98,55 +97,33 @@ fn help(missing: &[Missing]) -> String {
 }
 
 /// Finds the `[secrets]` entry for variable `name`: keyed by the name itself, or an `env` source
-/// naming it.
+/// naming it; with its key and where it is written (`.sbx.toml:7`).
 fn source_for<'a>(project: &'a Project, name: &str) -> Option<(&'a str, &'a SecretSource, String)> {
     let secrets = &project.sbx.secrets;
-    if let Some((k, s)) = secrets.get_key_value(name) {
-        return Some((k.as_str(), &s.value, s.origin.to_string()));
-    }
-    secrets
-        .iter()
-        .find(|(_, s)| matches!(&s.value, SecretSource::Env(v) if v == name))
-        .map(|(k, s)| (k.as_str(), &s.value, s.origin.to_string()))
+    let (key, source) = secrets
+        .get_key_value(name)
+        .or_else(|| secrets.iter().find(|(_, s)| matches!(&s.value, SecretSource::Env(v) if v == name)))?;
+    Some((key.as_str(), &source.value, rule_source(project, &source.origin)))
 }
 
-/// Runs a `[secrets]` command on the host (never in the sandbox) and returns its trimmed output.
-fn run_command(command: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
-    let out = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("could not run it: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("it failed ({}): {}", out.status, err.trim()));
-    }
-    let text = String::from_utf8(out.stdout).map_err(|_| "its output is not UTF-8".to_string())?;
-    let value = text.trim().to_string();
-    if value.is_empty() { Err("it printed nothing".into()) } else { Ok(value) }
-}
-
-/// Reads `source` on the host: `Ok((value, from))`, or `Err((tried, help))`.
+/// Reads `source` (written at `origin`) on the host: `Ok((value, from))`, or `Err((tried, help))`.
 fn read(
     source: &SecretSource,
     origin: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<(String, String), (String, String)> {
+    let value = read_secret(source, env);
     match source {
-        SecretSource::Command(cmd) => match run_command(cmd, env) {
+        SecretSource::Command(cmd) => match value {
             Ok(v) => Ok((v, format!("command `{cmd}` ({origin})"))),
             Err(why) => Err((
                 format!("the command `{cmd}` ({origin})"),
-                format!("{why}; fix the command or run it by hand to see what it needs"),
+                format!("it {why}; fix the command or run it by hand to see what it needs"),
             )),
         },
-        SecretSource::Env(var) => match env.get(var).filter(|v| !v.is_empty()) {
-            Some(v) => Ok((v.clone(), format!("host env {var} ({origin})"))),
-            None => Err((
+        SecretSource::Env(var) => match value {
+            Ok(v) => Ok((v, format!("host env {var} ({origin})"))),
+            Err(_) => Err((
                 format!("host environment variable {var} ({origin})"),
                 format!("export {var}=… in the shell that runs sbx"),
             )),
@@ -193,18 +170,9 @@ pub fn resolve(project: &Project) -> Result<Resolved, MissingSecrets> {
         }
         // The variable of a service the proxy knows, without a `[secrets]` entry: still injected
         // (from the host variable of that name), so the real key stays outside by default.
-        if let Some(service) = sbx_proxy::services::SERVICES.iter().find(|s| s.env == name)
-            && source_for(project, &name).is_none()
+        if source_for(project, &name).is_none()
+            && let Some(p) = injection_for_variable(project, &name, &required.origin)
         {
-            let p = PlannedInjection {
-                service: service.name.to_string(),
-                host: service.host.to_string(),
-                header: service.header.to_string(),
-                env: name.clone(),
-                sentinel: sbx_proxy::sentinel(service.name),
-                secret: SecretSource::Env(name.clone()),
-                source: required.origin.to_string(),
-            };
             match read(&p.secret, &p.source, env) {
                 Ok((value, from)) => out.secrets.push(injected(&p, value, from)),
                 Err((tried, help)) => missing.push(Missing { name, tried, help }),
@@ -233,7 +201,7 @@ pub fn resolve(project: &Project) -> Result<Resolved, MissingSecrets> {
                 service,
                 from,
                 inject: None,
-                source: required.origin.to_string(),
+                source: rule_source(project, &required.origin),
             }),
             Err((tried, help)) => missing.push(Missing { name, tried, help }),
         }
