@@ -42,6 +42,8 @@ fn plain_project_merges_mise_and_sbx_settings() {
         tools(&json),
         vec![
             ("node".into(), vec!["22".into()], "mise.toml:2".into()),
+            // The agent's package, locked like any tool, attributed to the `agent` line.
+            ("npm:@anthropic-ai/claude-code".into(), vec!["latest".into()], ".sbx.toml:2".into()),
             ("npm:prettier".into(), vec!["3.3.3".into()], "mise.toml:4".into()),
             ("pipx:black".into(), vec!["24.10.0".into()], "mise.toml:5".into()),
             ("python".into(), vec!["3.12".into()], "mise.toml:3".into()),

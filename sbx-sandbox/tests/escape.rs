@@ -169,8 +169,10 @@ impl Host {
     /// Runs `probe ARGS` in a fresh sandbox; returns its exit code.
     fn run(&self, runtime: RuntimeChoice, name: &str, args: &[String]) -> i32 {
         let real = args.first().is_some_and(|a| a == "proxy-connect");
+        // The kernel the probe runs on: gVisor's for the gvisor runtime and for docker with runsc.
         let kind = match runtime {
             RuntimeChoice::Gvisor => "gvisor",
+            RuntimeChoice::Docker if sbx_sandbox::runtime::engine::docker_has_runsc() => "gvisor",
             _ => "bwrap",
         };
         let mut spec = SandboxSpec::new(name, &self.layout, &self.workspace);

@@ -1,6 +1,7 @@
 //! Lifecycle on every runtime: exit codes pass through, the environment is built from nothing,
 //! detached sandboxes can be listed, exec'd into, stopped and removed; `doctor` reports.
 
+mod engine_daemons;
 mod support;
 
 use std::time::Duration;
@@ -92,6 +93,8 @@ fn gvisor_detached_lifecycle() {
 
 #[test]
 fn doctor_and_auto() {
+    // docker needs a running daemon (podman needs none).
+    let _dockerd = engine_daemons::Dockerd::start(false);
     let report = runtime::doctor();
     for entry in &report {
         assert!(entry.problem.is_none(), "{} must work here: {:?}", entry.runtime, entry.problem);

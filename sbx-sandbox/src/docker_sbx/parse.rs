@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 pub struct Table {
     /// The rows, in output order.
     pub rows: Vec<BTreeMap<String, String>>,
+    /// Each row's line as printed, trimmed (a continuation line's text need not line up with
+    /// the header's columns).
+    pub lines: Vec<String>,
 }
 
 fn header_columns(line: &str) -> Vec<(usize, String)> {
@@ -47,6 +50,7 @@ pub fn table(output: &str, required: &[&str]) -> Option<Table> {
     })?;
     let cols = header_columns(lines[at]);
     let mut rows = Vec::new();
+    let mut raw = Vec::new();
     for line in &lines[at + 1..] {
         if line.trim().is_empty() {
             continue;
@@ -62,8 +66,9 @@ pub fn table(output: &str, required: &[&str]) -> Option<Table> {
             row.insert(name.clone(), cell.to_string());
         }
         rows.push(row);
+        raw.push(line.trim().to_string());
     }
-    Some(Table { rows })
+    Some(Table { rows, lines: raw })
 }
 
 /// One stored secret as `sbx secret ls` lists it.
@@ -149,14 +154,15 @@ pub fn policies(output: &str) -> Result<Vec<PolicyRow>, String> {
     }
     let t = table(output, &["DECISION", "RESOURCES"]).ok_or_else(|| output.to_string())?;
     let mut out: Vec<PolicyRow> = Vec::new();
-    for row in t.rows {
+    for (row, line) in t.rows.iter().zip(&t.lines) {
         let cell = |k: &str| row.get(k).cloned().unwrap_or_default();
         let name = if row.contains_key("NAME") { cell("NAME") } else { cell("POLICY/RULE") };
         let resource = cell("RESOURCES");
         if name.is_empty() && cell("DECISION").is_empty() {
-            // A continuation line: one more resource of the rule above.
+            // A continuation line: more resources of the rule above, wherever they are printed.
+            let more = line.split(',').map(str::trim).filter(|r| !r.is_empty()).map(String::from);
             match out.last_mut() {
-                Some(last) if !resource.is_empty() => last.resources.push(resource),
+                Some(last) if !line.is_empty() => last.resources.extend(more),
                 _ => return Err(output.to_string()),
             }
             continue;

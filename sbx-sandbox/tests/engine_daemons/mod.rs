@@ -12,13 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running private dockerd.
+/// A running private dockerd. One at a time per test binary: `DOCKER_HOST` is process-wide,
+/// so a second daemon would redirect the first test's engine calls.
 pub struct Dockerd {
     child: Child,
     dir: tempfile::TempDir,
     /// `unix://…` address of its socket.
     pub host: String,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static DOCKERD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn wait_for(what: &str, log: &Path, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -35,6 +39,7 @@ impl Dockerd {
     /// Starts dockerd (with `runsc` registered as a runtime when `with_runsc`) and sets
     /// `DOCKER_HOST` for this process.
     pub fn start(with_runsc: bool) -> Dockerd {
+        let one_at_a_time = DOCKERD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         assert!(
             Path::new("/usr/sbin/dockerd").exists() || which("dockerd").is_some(),
             "dockerd is not installed: run .ci/install-deps"
@@ -81,7 +86,7 @@ impl Dockerd {
                 .status()
                 .is_ok_and(|s| s.success())
         });
-        Dockerd { child, dir, host }
+        Dockerd { child, dir, host, _one_at_a_time: one_at_a_time }
     }
 
     /// `docker ARGS` against this daemon; stdout.
