@@ -182,6 +182,38 @@ fn dry_run_prints_the_plan_and_starts_nothing() {
     assert!(!f.tmp.path().join("state/sandboxes/plan").exists(), "a dry run creates nothing");
 }
 
+/// docker/podman: the dry run prints the exact `docker run` / `podman run` line (no network, no
+/// capabilities, read-only root, the proxy socket relayed, only the project mounted) and
+/// neither loads an image nor starts a container.
+#[test]
+fn engine_dry_run_prints_the_exact_run_line() {
+    let f = Fixture::new("");
+    for engine in ["docker", "podman"] {
+        let out =
+            f.sbx().args(["start", "--runtime", engine, "--dry-run", "--name", "plan", "--", "true"]).output().unwrap();
+        assert!(out.status.success(), "{engine}: {}", stderr(&out));
+        let text = stdout(&out);
+        let line = text.lines().find(|l| l.contains(&format!("{engine} run "))).unwrap_or_else(|| panic!("{text}"));
+        let project = f.project().canonicalize().unwrap().display().to_string();
+        for part in [
+            "--network none",
+            "--cap-drop ALL",
+            "--security-opt no-new-privileges",
+            "--read-only",
+            "--tmpfs /tmp:",
+            &format!("--mount type=bind,source={project},target={project}"),
+            "target=/.sbx/proxy,readonly",
+            "--relay /.sbx/proxy/proxy.sock --port 3128",
+            " IMAGE ",
+            "-- true",
+        ] {
+            assert!(line.contains(part), "{engine}: `{part}` missing from {line}");
+        }
+        assert!(!line.contains("/var/run/docker.sock") && !line.contains("--privileged"), "{line}");
+    }
+    assert!(!f.tmp.path().join("state/sandboxes/plan").exists(), "a dry run creates nothing");
+}
+
 #[test]
 fn a_stale_image_is_rebuilt_first_and_a_failed_build_starts_nothing() {
     let f = Fixture::new("");

@@ -25,7 +25,8 @@ pub struct StartArgs {
     /// The sandbox's name (default: the project folder's name and a hash of its path).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// The isolation runtime, overriding `runtime` in .sbx.toml: auto, gvisor, bwrap, docker or podman.
+    /// The isolation runtime, overriding `runtime` in .sbx.toml: auto, gvisor, bwrap, docker, podman or
+    /// docker-sbx (Docker Sandboxes).
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
     /// Run in the background; `sbx exec`, `sbx stop` and `sbx rm` manage it.
@@ -171,7 +172,7 @@ fn dry_run(
     let runtime = match sbx_sandbox::runtime::select(choice) {
         Ok(rt) if choice == RuntimeChoice::Auto => format!("{} (auto: the strongest that works here)", rt.kind()),
         Ok(rt) => rt.kind().to_string(),
-        Err(e) => format!("{choice:?} is not usable here: {e}").to_lowercase(),
+        Err(e) => e.to_string(),
     };
     let bold = |t: &str| out.paint("1", t);
     let mut lines = vec![format!("{} {name}", bold("sandbox  ")), format!("{} {runtime}", bold("runtime  "))];
@@ -204,6 +205,10 @@ fn dry_run(
     let command =
         if spec.command.is_empty() { "the image's default command".to_string() } else { spec.command.join(" ") };
     lines.push(format!("{} {command}", bold("command  ")));
+    if let Some(run) = engine_run_line(sandboxes, spec, choice) {
+        lines.push(format!("{} {run}", bold("engine   ")));
+        lines.push("          (IMAGE: the image loaded by digest from the OCI layout at start)".to_string());
+    }
     let policy = project.sbx.sandbox.network_policy.value;
     lines.push(format!(
         "{} only through the proxy (policy {policy}), relayed to 127.0.0.1:3128; no other route",
@@ -230,6 +235,30 @@ fn dry_run(
         eprintln!("sbx: --dry-run: nothing was started");
     }
     Ok(Exit::Success)
+}
+
+/// The exact `docker run …` / `podman run …` line a docker or podman start would run.
+fn engine_run_line(sandboxes: &Sandboxes, spec: &sbx_sandbox::SandboxSpec, choice: RuntimeChoice) -> Option<String> {
+    let kind = match choice {
+        RuntimeChoice::Docker => sbx_sandbox::RuntimeKind::Docker,
+        RuntimeChoice::Podman => sbx_sandbox::RuntimeKind::Podman,
+        _ => return None,
+    };
+    // The plan needs the image's settings only; engines never use an unpacked rootfs.
+    let image = sbx_sandbox::oci::resolve(&spec.image_layout).ok()?;
+    let rootfs = sbx_sandbox::PreparedRootfs {
+        rootfs: std::path::PathBuf::new(),
+        manifest_digest: image.manifest_digest,
+        settings: image.settings,
+        unpacked: false,
+    };
+    // The proxy's socket (and CA, once it exists) where a real start puts them.
+    let mut spec = spec.clone();
+    let paths = launch::proxy::paths(&spec.name, &sandboxes.store().dir(&spec.name));
+    spec.proxy_socket = Some(paths.socket);
+    spec.ca_pem = paths.ca.exists().then_some(paths.ca);
+    let plan = sandboxes.plan(&spec, &rootfs).ok()?;
+    sbx_sandbox::runtime::engine::render_run(kind, &plan, "IMAGE")
 }
 
 /// Why a sandbox name is refused (for `exec`, `stop`, `rm`).
