@@ -12,44 +12,34 @@
 mod images;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use images::*;
-use sbx_fixtures::{Fault, FixtureServer};
+use sbx_fixtures::Fault;
 use sbx_mise::SourceFile;
 use sbx_mise::lockfile::{self, Lockfile};
 use serde_json::Value;
 
 const NODE_URL_PATH: &str = "/node/v22.11.0/node-v22.11.0-linux-x64.tar.gz";
 
-/// A project in a temp dir with its own home and cache, locked against a fixture server.
-struct Env {
-    tmp: tempfile::TempDir,
-    project: PathBuf,
-    home: PathBuf,
-    cache: PathBuf,
-    server: FixtureServer,
+/// A node project (see `support::NodeProject`) locked and built against its fixture server.
+struct Env(support::NodeProject);
+
+impl std::ops::Deref for Env {
+    type Target = support::NodeProject;
+    fn deref(&self) -> &support::NodeProject {
+        &self.0
+    }
 }
 
 impl Env {
     /// A project with `node = "22"` for linux/amd64 and `extra` appended to `[image]`.
     fn new(extra: &str) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = FixtureServer::start_default().unwrap();
-        let project = tmp.path().join("project");
-        let home = tmp.path().join("home");
-        std::fs::create_dir_all(&project).unwrap();
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(project.join("mise.toml"), "[tools]\nnode = \"22\"\n").unwrap();
-        std::fs::write(
-            project.join(".sbx.toml"),
-            format!("[image]\nplatforms = [\"linux/amd64\"]\n{extra}\n[mirrors]\nnode = \"{}\"\n", server.url("/node")),
-        )
-        .unwrap();
-        let cache = tmp.path().join("cache");
-        Self { tmp, project, home, cache, server }
+        Env(support::NodeProject::new(|server| {
+            format!("[image]\nplatforms = [\"linux/amd64\"]\n{extra}\n[mirrors]\nnode = \"{}\"\n", server.url("/node"))
+        }))
     }
 
     fn cmd(&self, dir: &Path) -> Command {

@@ -16,14 +16,6 @@ use sbx_fixtures::{Fault, FixtureServer};
 use sbx_mise::SourceFile;
 use sbx_mise::lockfile::{self, Lockfile};
 
-const MISE_TOML: &str = r#"[tools]
-node = ["22", "20"]
-go = "1.23"
-python = "3.12"
-"github:cli/cli" = "latest"
-"ubi:BurntSushi/ripgrep" = "14"
-"#;
-
 /// A project in a temp dir, its own HTTP cache and home, and a fixture server.
 struct Env {
     _tmp: tempfile::TempDir,
@@ -156,24 +148,14 @@ fn strays(project: &Path) -> Vec<String> {
 
 #[test]
 fn a_project_locks_completely_and_calmly() {
-    let env = Env::new(MISE_TOML);
+    let env = Env::new(sbx_fixtures::RECORDED_MISE_TOML);
     let stderr = env.lock_ok(&[]);
     assert!(stderr.contains("written: 6 tool version(s) for linux/amd64, linux/arm64"), "{stderr}");
 
     let lock = env.parsed();
     let versions: Vec<String> =
         lock.tools.iter().flat_map(|(name, v)| v.iter().map(move |t| format!("{name}@{}", t.version))).collect();
-    assert_eq!(
-        versions,
-        [
-            "github:cli/cli@2.62.0",
-            "go@1.23.3",
-            "node@22.11.0",
-            "node@20.18.0",
-            "python@3.12.7",
-            "ubi:BurntSushi/ripgrep@14.1.1"
-        ]
-    );
+    assert_eq!(versions, sbx_fixtures::RECORDED_LOCKED_VERSIONS);
     for (name, tools) in &lock.tools {
         for tool in tools {
             let platforms: Vec<String> = tool.platforms.keys().map(|p| p.to_string()).collect();
@@ -206,7 +188,7 @@ fn a_project_locks_completely_and_calmly() {
 
 #[test]
 fn check_exits_3_with_the_change_and_dry_run_writes_nothing() {
-    let env = Env::new(MISE_TOML);
+    let env = Env::new(sbx_fixtures::RECORDED_MISE_TOML);
     let (code, stderr) = env.lock(&["--check"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("is missing; run `sbx lock`"), "{stderr}");
@@ -214,7 +196,7 @@ fn check_exits_3_with_the_change_and_dry_run_writes_nothing() {
 
     env.lock_ok(&[]);
     let locked = env.lock_bytes();
-    env.write_mise_toml(&MISE_TOML.replace("go = \"1.23\"", "go = \"1.22\""));
+    env.write_mise_toml(&sbx_fixtures::RECORDED_MISE_TOML.replace("go = \"1.23\"", "go = \"1.22\""));
     let (code, stderr) = env.lock(&["--check"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("go: 1.23 (locked 1.23.3) → 1.22"), "{stderr}");
@@ -276,7 +258,7 @@ fn extra_platforms_are_kept_and_do_not_make_the_lock_stale() {
 
 #[test]
 fn offline_answers_from_the_cache_only() {
-    let mut env = Env::new(MISE_TOML);
+    let mut env = Env::new(sbx_fixtures::RECORDED_MISE_TOML);
     env.lock_ok(&[]);
     let locked = env.lock_bytes();
     std::fs::remove_file(env.lockfile()).unwrap();
@@ -400,7 +382,7 @@ fn a_killed_run_leaves_the_previous_lockfile() {
 
 #[test]
 fn concurrent_runs_wait_for_each_other() {
-    let env = Env::new(MISE_TOML);
+    let env = Env::new(sbx_fixtures::RECORDED_MISE_TOML);
     env.server.fault("/node/index.json", Fault::Delay(Duration::from_millis(600)));
     let runs: Vec<Child> = (0..3).map(|_| spawn_lock(&env)).collect();
     let mut waited = false;

@@ -132,6 +132,65 @@ fn env_from_nothing_with_secrets(runtime: &str) {
     }
 }
 
+/// A project owned by an ordinary user (uid 1000): the agent runs as that unprivileged user
+/// with no capabilities, and its writes to the project are that user's files on the host.
+/// `sbx_user`: the uid sbx itself runs as (root for gVisor, which needs it here; the owner for
+/// bwrap, the everyday case of a developer running sbx on their own project).
+fn runs_as_the_unprivileged_project_owner(runtime: &str, sbx_user: u32) {
+    let f = Fixture::new("");
+    let chown = StdCommand::new("chown").args(["-R", "1000:1000"]).arg(f.tmp.path()).status().unwrap();
+    assert!(chown.success());
+    let script = "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd):' /proc/self/status; touch written";
+    let mut cmd = StdCommand::new("setpriv");
+    cmd.arg(format!("--reuid={sbx_user}")).arg(format!("--regid={sbx_user}")).arg("--clear-groups");
+    cmd.arg("--").arg(env!("CARGO_BIN_EXE_sbx")).env_clear();
+    cmd.env("HOME", f.tmp.path().join("home"))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MISE_CEILING_PATHS", f.tmp.path())
+        .env("NO_COLOR", "1")
+        .env("SBX_STATE_DIR", f.tmp.path().join("state"))
+        .env("SBX_CACHE_DIR", f.tmp.path().join("cache"));
+    cmd.arg("-C").arg(f.project()).args(["start", "--runtime", runtime, "--", "sh", "-c", script]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{runtime}: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["1000", "1000"], "{runtime}: {text}");
+    for cap in ["CapEff", "CapPrm", "CapBnd"] {
+        let line = lines.iter().find(|l| l.starts_with(cap)).unwrap_or_else(|| panic!("{runtime}: no {cap}: {text}"));
+        assert!(line.ends_with("0000000000000000"), "{runtime}: capabilities left: {line}");
+    }
+    let written = std::fs::metadata(f.project().join("written")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&written), 1000, "{runtime}: the host sees the owner's file");
+}
+
+#[test]
+fn bwrap_runs_as_the_unprivileged_project_owner() {
+    runs_as_the_unprivileged_project_owner("bwrap", 1000);
+}
+
+/// bwrap maps only its caller into the sandbox: root starting another user's project is refused
+/// with what to do instead, not left to fail on the first write.
+#[test]
+fn bwrap_as_root_on_another_users_project_says_what_to_do() {
+    let f = Fixture::new("");
+    let chown = StdCommand::new("chown").args(["-R", "1000:1000"]).arg(f.project()).status().unwrap();
+    assert!(chown.success());
+    let out = f.sbx().args(["start", "--runtime", "bwrap", "--", "touch", "written"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("owned by uid 1000") && stderr(&out).contains("run sbx as that user"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.project().join("written").exists());
+}
+
+#[test]
+fn gvisor_runs_as_the_unprivileged_project_owner() {
+    runs_as_the_unprivileged_project_owner("gvisor", 0);
+}
+
 #[test]
 fn bwrap_env_from_nothing_with_secrets() {
     env_from_nothing_with_secrets("bwrap");

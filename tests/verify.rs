@@ -11,32 +11,23 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sbx_fixtures::FixtureServer;
 use sbx_image::oci::canonical_json;
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 
-/// A project locking node 22 for linux/amd64 against the fixture server.
-struct Env {
-    tmp: tempfile::TempDir,
-    project: PathBuf,
-    home: PathBuf,
-    cache: PathBuf,
-    server: FixtureServer,
+/// A node project (see `support::NodeProject`) locking node 22 for linux/amd64.
+struct Env(support::NodeProject);
+
+impl std::ops::Deref for Env {
+    type Target = support::NodeProject;
+    fn deref(&self) -> &support::NodeProject {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let project = tmp.path().join("project");
-        let home = tmp.path().join("home");
-        std::fs::create_dir_all(&project).unwrap();
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(project.join("mise.toml"), "[tools]\nnode = \"22\"\n").unwrap();
-        std::fs::write(project.join(".sbx.toml"), "[image]\nplatforms = [\"linux/amd64\"]\n").unwrap();
-        let server = FixtureServer::start_default().unwrap();
-        let cache = tmp.path().join("cache");
-        Self { project, home, cache, server, tmp }
+        Env(support::NodeProject::new(|_| "[image]\nplatforms = [\"linux/amd64\"]\n".to_string()))
     }
 
     /// The node mirror, as both sbx and mise read it.

@@ -79,6 +79,21 @@ pub(crate) fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
     }
 }
 
+/// `fixtures/projects/recorded-upstreams/mise.toml`: one tool per backend the server records
+/// (node twice, go, python, `github:`, `ubi:`), for the lock tests and `cargo xtask bench lock`.
+pub const RECORDED_MISE_TOML: &str = include_str!("../../fixtures/projects/recorded-upstreams/mise.toml");
+
+/// What [`RECORDED_MISE_TOML`] locks to against the recorded upstreams, as `tool@version` in
+/// lockfile order.
+pub const RECORDED_LOCKED_VERSIONS: [&str; 6] = [
+    "github:cli/cli@2.62.0",
+    "go@1.23.3",
+    "node@22.11.0",
+    "node@20.18.0",
+    "python@3.12.7",
+    "ubi:BurntSushi/ripgrep@14.1.1",
+];
+
 /// `fixtures/upstream/` of this repository.
 pub fn default_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join("upstream")

@@ -72,14 +72,8 @@ async fn a_project_locks_and_relocks_calmly() {
         first.tools.iter().flat_map(|(n, v)| v.iter().map(move |t| format!("{n}@{}", t.version))).collect();
     assert_eq!(
         versions,
-        [
-            "github:cli/cli@2.62.0",
-            "go@1.23.3",
-            "node@22.11.0",
-            "node@20.18.0",
-            "python@3.12.7",
-            "ubi:BurntSushi/ripgrep@14.1.1"
-        ]
+        sbx_fixtures::RECORDED_LOCKED_VERSIONS,
+        "lts/iron is node 20 and the table form of ripgrep locks like the string form"
     );
     for tools in first.tools.values() {
         for t in tools {

@@ -33,3 +33,35 @@ pub fn sbx(home: &Path) -> Command {
 pub fn redact(text: &str) -> String {
     text.replace(&repo_root().display().to_string(), "[ROOT]")
 }
+
+/// A temp project with `node = "22"` in its mise.toml, its own home and cache dirs, and a
+/// fixture server serving the node distribution: the starting point of the build and verify
+/// tests (which add their own `.sbx.toml`).
+pub struct NodeProject {
+    /// Holds everything below; removed on drop.
+    pub tmp: tempfile::TempDir,
+    /// The project folder.
+    pub project: PathBuf,
+    /// An empty HOME.
+    pub home: PathBuf,
+    /// `SBX_CACHE_DIR`.
+    pub cache: PathBuf,
+    /// The recorded upstreams.
+    pub server: sbx_fixtures::FixtureServer,
+}
+
+impl NodeProject {
+    /// The project, with `.sbx.toml` written by `sbx_toml` (given the server, for mirror URLs).
+    pub fn new(sbx_toml: impl FnOnce(&sbx_fixtures::FixtureServer) -> String) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = sbx_fixtures::FixtureServer::start_default().unwrap();
+        let project = tmp.path().join("project");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(project.join("mise.toml"), "[tools]\nnode = \"22\"\n").unwrap();
+        std::fs::write(project.join(".sbx.toml"), sbx_toml(&server)).unwrap();
+        let cache = tmp.path().join("cache");
+        Self { tmp, project, home, cache, server }
+    }
+}

@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sbx_fixtures::FixtureServer;
 
-const FIXTURE_TOOLS: &str = r#"[tools]
-node = ["22", "20"]
-go = "1.23"
-python = "3.12"
-"github:cli/cli" = "latest"
-"ubi:BurntSushi/ripgrep" = "14"
-"#;
-
 const LIVE_TOOLS: &str = r#"[tools]
 "npm:prettier" = "3.3.3"
 "npm:eslint" = "9.15.0"
@@ -41,7 +33,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let server = FixtureServer::start_default()?;
 
-    let fixture = project(tmp.path(), "fixture", FIXTURE_TOOLS)?;
+    let fixture = project(tmp.path(), "fixture", sbx_fixtures::RECORDED_MISE_TOML)?;
     let warm_cache = tmp.path().join("warm-cache");
     let mut cold = Vec::new();
     let mut warm = Vec::new();

@@ -120,6 +120,15 @@ fn rootfs_args(rootfs: &Path, rel: &Path, splits: &[PathBuf], args: &mut Vec<OsS
 impl Bwrap {
     /// Arguments common to `launch` and `exec`-less runs: namespaces and the filesystem.
     fn args(&self, plan: &LaunchPlan, detached: bool) -> Result<Vec<OsString>> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 && plan.uid != 0 {
+            return Err(Error::Spec(format!(
+                "sbx runs as root but the project is owned by uid {}: bwrap maps only the caller into the \
+                 sandbox, so the project would not be writable there; run sbx as that user, or use the \
+                 gvisor runtime",
+                plan.uid
+            )));
+        }
         let mut a: Vec<OsString> = Vec::new();
         let s = |v: &str| OsString::from(v);
         a.extend(["--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-ipc", "--unshare-uts"].map(s));
