@@ -281,6 +281,22 @@ fn rebuilds_remove_the_replaced_images_blobs_and_keep_other_tags() {
     }
 }
 
+/// A reader of the layout (`sbx start` unpacking it, `sbx verify` hashing it) holds a shared
+/// lock: a rebuild that would remove the blobs being read waits until the reader is done.
+#[test]
+fn a_rebuild_waits_for_readers_of_the_layout() {
+    let env = Env::new("");
+    env.ok(&["lock"]);
+    env.ok(&["build"]);
+    let layout = env.project.join(".sbx/image");
+    let reader = sbx_image::layout_gc::lock_layout_shared(&layout).unwrap();
+    let mut rebuild = env.cmd(&env.project).env("SOURCE_DATE_EPOCH", "1").arg("build").spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(rebuild.try_wait().unwrap().is_none(), "the rebuild went ahead while the layout was being read");
+    drop(reader);
+    assert!(rebuild.wait().unwrap().success());
+}
+
 /// A tar.gz at `path` made by GNU tar from `dir`, with `transform` applied to entry names.
 fn targz(path: &Path, dir: &Path, transform: Option<&str>) {
     let mut args = vec!["-czPf".to_string(), path.display().to_string(), "-C".into(), dir.display().to_string()];

@@ -12,9 +12,9 @@
 //!   `blobs/<algorithm>/` are candidates; `.tmp-` leftovers of killed writers go too (no writer
 //!   can be running while the lock is held).
 //!
-//! Readers (`sbx start`, `sbx verify`) take no lock: like a registry's garbage collector, a
-//! reader that read the old `index.json` just before a rebuild may find an old blob gone, and
-//! reads again.
+//! Readers (`sbx start`, `sbx verify`) take a shared lock ([`lock_layout_shared`]) for as long
+//! as they read blobs: a rebuild waits for them before it collects, and they wait for a rebuild
+//! in progress, so a reader never finds a blob of the image it read gone.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -48,6 +48,19 @@ pub fn lock_layout(dir: &Path) -> Result<LayoutLock> {
     let handle = File::open(dir).at(dir)?;
     fs4::FileExt::lock(&handle).at(dir)?;
     Ok(LayoutLock { _dir: handle })
+}
+
+/// A shared (reader) lock on a layout directory; writers wait until every reader's is dropped.
+#[derive(Clone, Debug)]
+pub struct LayoutReadLock {
+    _dir: std::sync::Arc<File>,
+}
+
+/// Takes a reader's lock on the existing layout at `dir`, waiting for a writer to finish.
+pub fn lock_layout_shared(dir: &Path) -> Result<LayoutReadLock> {
+    let handle = File::open(dir).at(dir)?;
+    fs4::FileExt::lock_shared(&handle).at(dir)?;
+    Ok(LayoutReadLock { _dir: std::sync::Arc::new(handle) })
 }
 
 /// What a collection did.
@@ -222,5 +235,20 @@ mod tests {
         assert!(fs4::FileExt::try_lock(&other).is_err(), "the layout is locked");
         drop(lock);
         assert!(fs4::FileExt::try_lock(&other).is_ok(), "released on drop");
+    }
+
+    #[test]
+    fn readers_share_and_a_writer_waits_for_every_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = lock_layout_shared(tmp.path()).unwrap();
+        let second = lock_layout_shared(tmp.path()).unwrap();
+        let writer = File::open(tmp.path()).unwrap();
+        assert!(fs4::FileExt::try_lock(&writer).is_err(), "readers hold the layout");
+        drop(first);
+        let clone = second.clone();
+        drop(second);
+        assert!(fs4::FileExt::try_lock(&writer).is_err(), "a clone keeps the reader's lock");
+        drop(clone);
+        assert!(fs4::FileExt::try_lock(&writer).is_ok(), "released with the last reader");
     }
 }

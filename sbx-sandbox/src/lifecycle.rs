@@ -129,6 +129,11 @@ impl Sandboxes {
         let rt = runtime::select(spec.runtime)?;
         let warning = self.warn_once(rt.as_ref());
         on_event(Event::RuntimeChosen { kind: rt.kind(), auto: spec.runtime == RuntimeChoice::Auto, warning });
+        // A reader's lock on the image layout while it is unpacked or loaded: a concurrent
+        // `sbx build` into the same layout waits before it removes the blobs being read.
+        let layout = &spec.image_layout;
+        let layout_lock = fs::File::open(layout).map_err(Error::io("opening the image layout", layout))?;
+        layout_lock.lock_shared().map_err(Error::io("locking the image layout", layout))?;
         let rootfs = self.prepare_rootfs(&spec.image_layout)?;
         if rootfs.unpacked {
             on_event(Event::Unpacking { digest: &rootfs.manifest_digest });
@@ -137,6 +142,7 @@ impl Sandboxes {
         fs::create_dir_all(&plan.state_dir).map_err(Error::io("creating the sandbox state dir", &plan.state_dir))?;
         crate::env::install_ca_bundle(&mut plan)?;
         rt.prepare_image(&spec.image_layout, &self.cache_dir, &plan)?;
+        drop(layout_lock);
         let launch = rt.launch(&plan)?;
         let mut record = SandboxRecord {
             name: spec.name.clone(),

@@ -69,6 +69,9 @@ pub struct OciImage {
     pub blobs_dir: PathBuf,
     /// Documents whose bytes do not hash to the digest that references them.
     pub integrity: Vec<String>,
+    /// For a layout: the reader's lock, held as long as this value (a rebuild into the same
+    /// layout waits instead of removing blobs being verified).
+    pub read_lock: Option<crate::layout_gc::LayoutReadLock>,
 }
 
 impl OciImage {
@@ -143,6 +146,7 @@ pub fn read_oci_layout(dir: &Path, tag: Option<&str>) -> Result<OciImage> {
             "run `sbx build`, or pass `oci:DIR` of a layout it wrote, or a registry reference",
         ));
     }
+    let read_lock = crate::layout_gc::lock_layout_shared(dir)?;
     let top = parse_json(&std::fs::read(&index_path).at(&index_path)?, &index_path)?;
     let mut entries = descriptors(&top, "manifests");
     let ref_name = |d: &Descriptor| d.annotations.get("org.opencontainers.image.ref.name").cloned();
@@ -173,7 +177,8 @@ pub fn read_oci_layout(dir: &Path, tag: Option<&str>) -> Result<OciImage> {
     };
     let blobs_dir = dir.join("blobs").join("sha256");
     let mut docs = LayoutDocs { blobs_dir: blobs_dir.clone() };
-    walk(&reference, entry, &mut docs, blobs_dir)
+    let image = walk(&reference, entry, &mut docs, blobs_dir)?;
+    Ok(OciImage { read_lock: Some(read_lock), ..image })
 }
 
 /// Walks from the top-level descriptor (an index or a single manifest) to every platform image.
@@ -185,6 +190,7 @@ fn walk(reference: &str, entry: Descriptor, docs: &mut dyn Documents, blobs_dir:
         manifests: Vec::new(),
         blobs_dir,
         integrity: Vec::new(),
+        read_lock: None,
     };
     let mut queue = vec![(entry, true)];
     while let Some((desc, top)) = queue.pop() {

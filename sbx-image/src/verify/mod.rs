@@ -503,6 +503,7 @@ mod tests {
                 env: Vec::new(),
             }],
             blobs_dir: "/nonexistent".into(),
+            read_lock: None,
             integrity: Vec::new(),
         }
     }
