@@ -67,7 +67,11 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
     }
     let new = new?;
     let text = lockfile::to_toml(&new);
-    let changes = diff(previous.as_ref().unwrap_or(&Lockfile::default()), &new);
+    let mut changes = diff(previous.as_ref().unwrap_or(&Lockfile::default()), &new);
+    if previous.is_none() {
+        // A new lockfile: its platforms are in the summary line, not a change from `[]`.
+        changes.platforms = None;
+    }
     let unchanged_bytes = std::fs::read_to_string(&path).is_ok_and(|old| old == text);
     if args.dry_run {
         if !out.quiet {
