@@ -43,6 +43,29 @@ impl Fixture {
         self.tmp.path().join("project")
     }
 
+    /// The same as [`Fixture::sbx`] as a std `Command` (to spawn it), run as `uid` when given.
+    fn command(&self, uid: Option<u32>) -> StdCommand {
+        let mut cmd = match uid {
+            Some(uid) => {
+                let mut c = StdCommand::new("setpriv");
+                c.arg(format!("--reuid={uid}")).arg(format!("--regid={uid}")).arg("--clear-groups").arg("--");
+                c.arg(env!("CARGO_BIN_EXE_sbx"));
+                c
+            }
+            None => StdCommand::new(env!("CARGO_BIN_EXE_sbx")),
+        };
+        cmd.env_clear()
+            .env("HOME", self.tmp.path().join("home"))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("MISE_CEILING_PATHS", self.tmp.path())
+            .env("NO_COLOR", "1")
+            .env("SBX_STATE_DIR", self.tmp.path().join("state"))
+            .env("SBX_CACHE_DIR", self.tmp.path().join("cache"))
+            .arg("-C")
+            .arg(self.project());
+        cmd
+    }
+
     /// `sbx -C project …` with a clean environment, private state and cache.
     fn sbx(&self) -> assert_cmd::Command {
         let mut cmd = support::sbx(&self.tmp.path().join("home"));
@@ -141,17 +164,8 @@ fn runs_as_the_unprivileged_project_owner(runtime: &str, sbx_user: u32) {
     let chown = StdCommand::new("chown").args(["-R", "1000:1000"]).arg(f.tmp.path()).status().unwrap();
     assert!(chown.success());
     let script = "id -u; id -g; grep -E '^(CapEff|CapPrm|CapBnd):' /proc/self/status; touch written";
-    let mut cmd = StdCommand::new("setpriv");
-    cmd.arg(format!("--reuid={sbx_user}")).arg(format!("--regid={sbx_user}")).arg("--clear-groups");
-    cmd.arg("--").arg(env!("CARGO_BIN_EXE_sbx")).env_clear();
-    cmd.env("HOME", f.tmp.path().join("home"))
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("MISE_CEILING_PATHS", f.tmp.path())
-        .env("NO_COLOR", "1")
-        .env("SBX_STATE_DIR", f.tmp.path().join("state"))
-        .env("SBX_CACHE_DIR", f.tmp.path().join("cache"));
-    cmd.arg("-C").arg(f.project()).args(["start", "--runtime", runtime, "--", "sh", "-c", script]);
-    let out = cmd.output().unwrap();
+    let mut cmd = f.command(Some(sbx_user));
+    let out = cmd.args(["start", "--runtime", runtime, "--", "sh", "-c", script]).output().unwrap();
     assert!(out.status.success(), "{runtime}: {}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
@@ -189,6 +203,109 @@ fn bwrap_as_root_on_another_users_project_says_what_to_do() {
 #[test]
 fn gvisor_runs_as_the_unprivileged_project_owner() {
     runs_as_the_unprivileged_project_owner("gvisor", 0);
+}
+
+/// Attached: a SIGTERM or SIGINT sent to `sbx start` reaches the command inside, and the
+/// command's exit code is sbx's.
+fn signals_reach_the_command(runtime: &str) {
+    use std::io::BufRead;
+    let f = Fixture::new("");
+    for (signal, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
+        let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 1; done");
+        let mut child = f
+            .command(None)
+            .args(["start", "--runtime", runtime, "--", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready", "{runtime}");
+        // SAFETY: kill(2) of the child this test spawned.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        assert_eq!(lines.next().unwrap().unwrap(), format!("got-{name}"), "{runtime}: SIG{name} not forwarded");
+        assert_eq!(child.wait().unwrap().code(), Some(7), "{runtime}: the command's exit code");
+    }
+}
+
+#[test]
+fn bwrap_signals_reach_the_command() {
+    signals_reach_the_command("bwrap");
+}
+
+#[test]
+fn gvisor_signals_reach_the_command() {
+    signals_reach_the_command("gvisor");
+}
+
+/// Attached to a terminal: the command gets a terminal of the caller's size, and a resize of the
+/// caller's terminal (SIGWINCH) reaches it.
+fn terminal_size_follows_the_callers(runtime: &str) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new("");
+    let (mut master, mut slave) = (-1, -1);
+    let size = libc::winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: openpty fills the two descriptors; no name buffer or termios is passed.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: openpty returned these descriptors and nothing else owns them.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let script = "stty size; trap 'stty size; exit 3' WINCH; echo ready; while :; do sleep 1; done";
+    let mut cmd = f.command(None);
+    cmd.args(["start", "--runtime", runtime, "--", "sh", "-c", script])
+        .env("TERM", "xterm")
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe; the child makes the pty its terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut reader = std::fs::File::from(master.try_clone().unwrap());
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !output.lock().unwrap().contains(text) {
+            assert!(std::time::Instant::now() < deadline, "{runtime}: no `{text}` in {:?}", output.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for("ready");
+    assert!(output.lock().unwrap().contains("24 80"), "{runtime}: {:?}", output.lock().unwrap());
+    let bigger = libc::winsize { ws_row: 40, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ on our own pty master; the kernel signals the terminal's foreground group.
+    assert_eq!(unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&master), libc::TIOCSWINSZ, &bigger) }, 0);
+    wait_for("40 100");
+    assert_eq!(child.wait().unwrap().code(), Some(3), "{runtime}: {:?}", output.lock().unwrap());
+}
+
+#[test]
+fn bwrap_terminal_size_follows_the_callers() {
+    terminal_size_follows_the_callers("bwrap");
+}
+
+#[test]
+fn gvisor_terminal_size_follows_the_callers() {
+    terminal_size_follows_the_callers("gvisor");
 }
 
 #[test]

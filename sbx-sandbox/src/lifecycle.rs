@@ -220,6 +220,7 @@ impl Sandboxes {
             if sig == libc::SIGWINCH {
                 if let Some(m) = &master {
                     pty::copy_window_size(m);
+                    kind.runtime().resized(&plan, pid);
                 }
             } else {
                 let _ = kind.runtime().signal(&plan, pid, sig);

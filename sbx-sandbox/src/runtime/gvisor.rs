@@ -231,6 +231,16 @@ impl Runtime for Gvisor {
         Ok(())
     }
 
+    /// gVisor's terminal is its own: the resize is not seen by its kernel, so every process of
+    /// the container gets SIGWINCH (ignored by default; init does not handle it) and reads the
+    /// new size from the host terminal.
+    fn resized(&self, plan: &LaunchPlan, _pid: u32) {
+        if let Ok(mut cmd) = runsc(plan) {
+            cmd.args(["kill", "--all", &container_id(plan), &libc::SIGWINCH.to_string()]);
+            let _ = cmd.output();
+        }
+    }
+
     fn ready(&self, plan: &LaunchPlan, _pid: u32) -> bool {
         let Ok(mut cmd) = runsc(plan) else { return false };
         cmd.args(["state", &container_id(plan)]);

@@ -146,6 +146,10 @@ pub trait Runtime: Send + Sync {
     fn exec(&self, plan: &LaunchPlan, pid: u32, argv: &[String], tty: bool) -> Result<Launch>;
     /// Sends `signal` to the sandbox's init (which forwards it to the command); SIGTERM asks it to stop.
     fn signal(&self, plan: &LaunchPlan, pid: u32, signal: i32) -> Result<()>;
+    /// Tells the sandbox that its terminal was resized (the caller already copied the new size
+    /// to the sandbox's terminal). On the host kernel the kernel itself sends SIGWINCH to the
+    /// terminal's foreground group, so the default does nothing.
+    fn resized(&self, _plan: &LaunchPlan, _pid: u32) {}
     /// Whether the sandbox whose runtime process is `pid` runs its command yet (exec works).
     fn ready(&self, plan: &LaunchPlan, pid: u32) -> bool;
     /// Kills every process of the sandbox whose runtime process is `pid`.
