@@ -25,21 +25,14 @@ use serde_json::Value;
 const NODE_URL_PATH: &str = "/node/v22.11.0/node-v22.11.0-linux-x64.tar.gz";
 
 /// A node project (see `support::NodeProject`) locked and built against its fixture server.
-struct Env(support::NodeProject);
-
-impl std::ops::Deref for Env {
-    type Target = support::NodeProject;
-    fn deref(&self) -> &support::NodeProject {
-        &self.0
-    }
-}
+type Env = support::NodeProject;
 
 impl Env {
     /// A project with `node = "22"` for linux/amd64 and `extra` appended to `[image]`.
-    fn new(extra: &str) -> Self {
-        Env(support::NodeProject::new(|server| {
+    fn with_image(extra: &str) -> Self {
+        support::NodeProject::new(|server| {
             format!("[image]\nplatforms = [\"linux/amd64\"]\n{extra}\n[mirrors]\nnode = \"{}\"\n", server.url("/node"))
-        }))
+        })
     }
 
     fn cmd(&self, dir: &Path) -> Command {
@@ -103,7 +96,7 @@ fn help_answers_what_build_does() {
 
 #[test]
 fn refuses_a_missing_or_stale_lockfile() {
-    let env = Env::new("");
+    let env = Env::with_image("");
     let err = env.fails(&["build"]);
     assert!(err.contains("sbx.lock does not exist") && err.contains("run `sbx lock`"), "{err}");
     env.ok(&["lock"]);
@@ -115,7 +108,7 @@ fn refuses_a_missing_or_stale_lockfile() {
 
 #[test]
 fn same_lock_same_digest_in_any_dir_umask_mtime_and_cache() {
-    let env = Env::new("");
+    let env = Env::with_image("");
     env.ok(&["lock"]);
     let cold = env.ok(&["build"]).trim().to_string();
     assert!(cold.starts_with("sha256:") && cold.len() == 71, "{cold}");
@@ -149,7 +142,7 @@ fn same_lock_same_digest_in_any_dir_umask_mtime_and_cache() {
 
 #[test]
 fn oci_layout_on_a_busybox_base_passes_skopeo_umoci_and_runs_node_in_runc() {
-    let env = Env::new("base = \"oci-layout:base\"");
+    let env = Env::with_image("base = \"oci-layout:base\"");
     busybox_layout(&env.project.join("base"));
     env.ok(&["lock"]);
     let lock = env.lock_file();
@@ -219,7 +212,7 @@ fn oci_layout_on_a_busybox_base_passes_skopeo_umoci_and_runs_node_in_runc() {
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn image_mise_true_puts_the_locked_mise_on_path_and_it_sees_the_toolchain() {
-    let env = Env::new("base = \"oci-layout:base\"\nmise = true");
+    let env = Env::with_image("base = \"oci-layout:base\"\nmise = true");
     // The npm build of mise links glibc: the base gets the host's.
     glibc_busybox_layout(&env.project.join("base"));
     env.ok(&["lock"]);
@@ -249,7 +242,7 @@ fn image_mise_true_puts_the_locked_mise_on_path_and_it_sees_the_toolchain() {
 /// any more; the images of other tags in the same layout keep theirs.
 #[test]
 fn rebuilds_remove_the_replaced_images_blobs_and_keep_other_tags() {
-    let env = Env::new("");
+    let env = Env::with_image("");
     env.ok(&["lock"]);
     let blobs = |layout: &Path| -> std::collections::BTreeSet<String> {
         let names = std::fs::read_dir(layout.join("blobs/sha256")).unwrap();
@@ -285,7 +278,7 @@ fn rebuilds_remove_the_replaced_images_blobs_and_keep_other_tags() {
 /// lock: a rebuild that would remove the blobs being read waits until the reader is done.
 #[test]
 fn a_rebuild_waits_for_readers_of_the_layout() {
-    let env = Env::new("");
+    let env = Env::with_image("");
     env.ok(&["lock"]);
     env.ok(&["build"]);
     let layout = env.project.join(".sbx/image");
@@ -327,7 +320,7 @@ fn lock_node_artifact(env: &Env, file: &Path) {
 
 #[test]
 fn faults_damaged_cache_truncated_download_hostile_tarballs_and_a_killed_build() {
-    let env = Env::new("");
+    let env = Env::with_image("");
     env.ok(&["lock"]);
     let good = env.ok(&["build"]).trim().to_string();
 
@@ -397,7 +390,7 @@ fn faults_damaged_cache_truncated_download_hostile_tarballs_and_a_killed_build()
 
 #[test]
 fn registry_errors_and_auth_failures_name_the_registry() {
-    let env = Env::new("");
+    let env = Env::with_image("");
     env.ok(&["lock"]);
     let host = env.server.base_url().trim_start_matches("http://").trim_end_matches('/').to_string();
     env.server.fault("/v2/five/blobs/uploads/", Fault::Status { status: 503, times: 100 });
@@ -429,7 +422,7 @@ fn debian_base_from_a_registry_push_pull_by_digest_docker_load_and_runc() {
             &format!("docker://{base_ref}"),
         ],
     );
-    let env = Env::new(&format!("base = \"{base_ref}\""));
+    let env = Env::with_image(&format!("base = \"{base_ref}\""));
 
     // sbx lock pins the base by the digest the registry serves.
     env.ok(&["lock"]);

@@ -16,18 +16,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 
 /// A node project (see `support::NodeProject`) locking node 22 for linux/amd64.
-struct Env(support::NodeProject);
-
-impl std::ops::Deref for Env {
-    type Target = support::NodeProject;
-    fn deref(&self) -> &support::NodeProject {
-        &self.0
-    }
-}
+type Env = support::NodeProject;
 
 impl Env {
-    fn new() -> Self {
-        Env(support::NodeProject::new(|_| "[image]\nplatforms = [\"linux/amd64\"]\n".to_string()))
+    /// The project locking node 22 for linux/amd64 only.
+    fn node_amd64() -> Self {
+        support::NodeProject::new(|_| "[image]\nplatforms = [\"linux/amd64\"]\n".to_string())
     }
 
     /// The node mirror, as both sbx and mise read it.
@@ -119,7 +113,7 @@ fn findings(json: &Value) -> Vec<(String, String, String)> {
 
 #[test]
 fn the_built_image_matches_its_lock() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     env.build(&[]);
     let (code, stdout, stderr) = env.verify(&[], &[]);
@@ -137,7 +131,7 @@ fn the_built_image_matches_its_lock() {
 
 #[test]
 fn no_image_is_an_error_that_says_to_build() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     let (code, _, stderr) = env.verify(&[], &[]);
     assert_eq!(code, 1);
@@ -146,7 +140,7 @@ fn no_image_is_an_error_that_says_to_build() {
 
 #[test]
 fn a_tampered_layer_blob_is_detected_and_named() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     env.build(&[]);
     let layout = env.image_dir();
@@ -173,7 +167,7 @@ fn a_tampered_layer_blob_is_detected_and_named() {
 fn a_resigned_layer_is_caught_by_its_tree_hash() {
     // The attacker swaps node's layer and fixes every digest (diff_id, config, manifest,
     // index); only the tree-hash annotation, recomputed from the layer's bytes, gives it away.
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     env.build(&[]);
     let layout = env.image_dir();
@@ -221,7 +215,7 @@ fn a_resigned_layer_is_caught_by_its_tree_hash() {
 
 #[test]
 fn an_image_of_another_lock_is_named_and_diffable() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     env.build(&[]);
     std::fs::write(env.project.join("mise.toml"), "[tools]\nnode = \"20\"\n").unwrap();
@@ -279,7 +273,7 @@ fn real_mise() -> PathBuf {
 
 #[test]
 fn host_installed_by_real_mise_matches_and_flipped_bits_are_reported() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&["--mise-lock"]);
     env.build(&[]);
     let data = env.tmp.path().join("mise-data");
@@ -349,7 +343,7 @@ fn host_installed_by_real_mise_matches_and_flipped_bits_are_reported() {
 
 #[test]
 fn a_tool_missing_on_the_host_fails_host_verification() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     env.build(&[]);
     let empty = env.tmp.path().join("empty-data");
@@ -361,7 +355,7 @@ fn a_tool_missing_on_the_host_fails_host_verification() {
 
 #[test]
 fn an_image_in_a_registry_is_verified_from_its_pulled_blobs() {
-    let env = Env::new();
+    let env = Env::node_amd64();
     env.lock(&[]);
     let registry = sbx_fixtures::registry::Registry::start().unwrap();
     let reference = format!("{}/sbx/verify:v1", registry.addr);
