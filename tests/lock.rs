@@ -227,6 +227,34 @@ fn pins_are_kept_until_upgrade() {
     assert_eq!(env.parsed().tools["go"][0].version, "1.22.9");
 }
 
+/// Moving to another mirror keeps the pinned versions but points their URLs at the new mirror
+/// (a build behind that mirror must not fetch from the old one); the next run is calm.
+#[test]
+fn a_new_mirror_keeps_the_pins_and_moves_their_urls() {
+    let env = Env::new("[tools]\nnode = \"22\"\ngo = \"1.23\"\n");
+    env.lock_ok(&[]);
+    let before = env.parsed();
+    let old_node = env.server.url("/node");
+    let mirror = FixtureServer::start_default().unwrap();
+    let sbx_toml = std::fs::read_to_string(env.project.join(".sbx.toml")).unwrap();
+    std::fs::write(env.project.join(".sbx.toml"), sbx_toml.replace(&old_node, &mirror.url("/node"))).unwrap();
+    let (code, _) = env.lock(&["--check"]);
+    assert_eq!(code, 3, "a changed mirror makes the lock stale");
+    env.lock_ok(&[]);
+    let after = env.parsed();
+    assert_eq!(after.tools["node"][0].version, before.tools["node"][0].version, "the pin is kept");
+    for artifact in after.tools["node"][0].platforms.values() {
+        assert!(artifact.url.starts_with(&mirror.url("/node")), "{} still points at the old mirror", artifact.url);
+    }
+    let old_checksums: Vec<_> = before.tools["node"][0].platforms.values().map(|a| a.checksum.clone()).collect();
+    let new_checksums: Vec<_> = after.tools["node"][0].platforms.values().map(|a| a.checksum.clone()).collect();
+    assert_eq!(old_checksums, new_checksums, "the same artifacts");
+    assert_eq!(after.tools["go"], before.tools["go"], "tools of unchanged upstreams are untouched");
+    let settled = env.lock_bytes();
+    assert!(env.lock_ok(&[]).contains("is up to date"));
+    assert_eq!(env.lock_bytes(), settled);
+}
+
 #[test]
 fn extra_platforms_are_kept_and_do_not_make_the_lock_stale() {
     let env = Env::new("[tools]\nnode = \"22\"\ngo = \"1.23\"\n");

@@ -68,6 +68,7 @@ async fn npm_closure_with_bin_links_and_no_scripts() {
         inputs: "sha256:00".into(),
         platforms: vec![Platform::LINUX_AMD64],
         extra_platforms: Vec::new(),
+        upstreams: None,
         base: None,
         tools: BTreeMap::from([("npm:@acme/cli".to_string(), vec![tool])]),
     };

@@ -50,6 +50,7 @@ async fn pipx_venv_with_console_scripts() {
         inputs: "sha256:00".into(),
         platforms: vec![Platform::LINUX_AMD64],
         extra_platforms: Vec::new(),
+        upstreams: None,
         base: None,
         tools: BTreeMap::from([("pipx:hello-tool".to_string(), vec![tool])]),
     };

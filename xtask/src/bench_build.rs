@@ -118,6 +118,7 @@ fn lock(tools: Vec<(String, Vec<LockedTool>)>) -> Lockfile {
         inputs: "sha256:bench".into(),
         platforms: vec![Platform::LINUX_AMD64],
         extra_platforms: Vec::new(),
+        upstreams: None,
         base: None,
         tools: tools.into_iter().collect(),
     }

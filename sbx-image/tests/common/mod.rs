@@ -172,6 +172,7 @@ pub fn sample_lock(server: &Server, platforms: &[Platform], node_version: &str, 
         inputs: "sha256:00".into(),
         platforms: platforms.to_vec(),
         extra_platforms: Vec::new(),
+        upstreams: None,
         base: None,
         tools: BTreeMap::from([("jq".to_string(), vec![jq]), ("node".to_string(), vec![node])]),
     }

@@ -120,6 +120,7 @@ pub async fn lock(run: &LockRun<'_>) -> Result<Lockfile, LockError> {
         inputs: run.inputs.digest(),
         platforms: run.inputs.platforms.clone(),
         extra_platforms: run.inputs.extra_platforms.clone(),
+        upstreams: Some(run.inputs.upstreams_digest()),
         base: run.previous.and_then(|p| p.base.clone()),
         tools: locked,
     })
@@ -234,7 +235,13 @@ async fn lock_version(
         .map(|v| v.iter().filter(|t| t.backend == backend_name).collect())
         .unwrap_or_default();
     let mise_pins = run.mise_pins.get(&tool.name);
-    if !upgrading {
+    // A lock made against other mirrors (known from its upstreams digest) has their URLs: its
+    // pins are kept below, but described again against the current upstreams.
+    let same_upstreams = run
+        .previous
+        .and_then(|p| p.upstreams.as_deref())
+        .is_none_or(|previous| previous == run.inputs.upstreams_digest());
+    if !upgrading && same_upstreams {
         // Unchanged request, options and platforms, and no mise.lock pin saying otherwise: keep
         // the entry as it is, no network.
         let platforms: BTreeSet<_> = run.inputs.platforms.iter().collect();

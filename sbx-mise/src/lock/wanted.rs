@@ -101,13 +101,18 @@ impl LockInputs {
         self
     }
 
-    /// `sha256:<hex>` over a canonical text of the inputs.
-    pub fn digest(&self) -> String {
-        let mut text = String::from("sbx-lock-inputs-v1\n");
-        let configured = self.platforms.iter().filter(|p| !self.extra_platforms.contains(p));
-        text += &format!("platforms={}\n", configured.map(|p| p.to_string()).collect::<Vec<_>>().join(","));
-        text += &format!("base={}\n", self.base);
+    /// `sha256:<hex>` of the upstream base URLs alone: a lock made against other mirrors has
+    /// artifact URLs of those mirrors, so its pins are re-described (same versions) rather than
+    /// kept as they are.
+    pub fn upstreams_digest(&self) -> String {
+        let mut text = String::from("sbx-lock-upstreams-v1\n");
+        text += &self.upstream_lines();
+        format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+    }
+
+    fn upstream_lines(&self) -> String {
         let u = &self.upstreams;
+        let mut text = String::new();
         for (k, v) in [
             ("node", &u.node),
             ("go", &u.go),
@@ -119,6 +124,16 @@ impl LockInputs {
         ] {
             text += &format!("upstream.{k}={v}\n");
         }
+        text
+    }
+
+    /// `sha256:<hex>` over a canonical text of the inputs.
+    pub fn digest(&self) -> String {
+        let mut text = String::from("sbx-lock-inputs-v1\n");
+        let configured = self.platforms.iter().filter(|p| !self.extra_platforms.contains(p));
+        text += &format!("platforms={}\n", configured.map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+        text += &format!("base={}\n", self.base);
+        text += &self.upstream_lines();
         for tool in &self.tools {
             let backends: Vec<String> = tool.id.backends.iter().map(|b| b.to_string()).collect();
             text += &format!("tool={}|{}\n", tool.name, backends.join(","));

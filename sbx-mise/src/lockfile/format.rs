@@ -45,6 +45,9 @@ pub fn to_toml(lock: &Lockfile) -> String {
     doc.decor_mut().set_prefix(HEADER);
     doc["version"] = value(i64::from(lock.version));
     doc["inputs"] = value(lock.inputs.as_str());
+    if let Some(upstreams) = &lock.upstreams {
+        doc["upstreams"] = value(upstreams.as_str());
+    }
     doc["platforms"] = value(string_array(lock.platforms.iter().map(|p| p.to_string())));
     if !lock.extra_platforms.is_empty() {
         doc["extra_platforms"] = value(string_array(lock.extra_platforms.iter().map(|p| p.to_string())));
@@ -139,6 +142,7 @@ struct FileRepr {
     platforms: Vec<Platform>,
     #[serde(default)]
     extra_platforms: Vec<Platform>,
+    upstreams: Option<String>,
     base: Option<LockedBase>,
     #[serde(default)]
     tools: BTreeMap<String, Vec<ToolRepr>>,
@@ -228,6 +232,7 @@ pub fn from_toml(file: Arc<SourceFile>) -> Result<Lockfile, ConfigError> {
         inputs: repr.inputs,
         platforms: repr.platforms,
         extra_platforms: repr.extra_platforms,
+        upstreams: repr.upstreams,
         base: repr.base,
         tools,
     })
@@ -275,6 +280,7 @@ mod tests {
             inputs: format!("sha256:{}", "d".repeat(64)),
             platforms: vec![Platform::LINUX_AMD64, Platform::LINUX_ARM64],
             extra_platforms: Vec::new(),
+            upstreams: None,
             base: None,
             tools: BTreeMap::from([("npm:prettier".to_string(), vec![prettier]), ("node".to_string(), vec![node])]),
         }

@@ -26,6 +26,11 @@ pub struct Lockfile {
     /// sorted. Kept by later runs; not part of [`Lockfile::inputs`], so `--check` stays calm.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_platforms: Vec<Platform>,
+    /// `sha256:` digest of the upstream base URLs the artifacts were resolved from (mirrors).
+    /// When it differs from the current one, `sbx lock` re-describes the pinned versions so the
+    /// URLs point at the new mirrors. `None` in lockfiles written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<String>,
     /// The pinned base image, if `[image] base` is set and is not `scratch`.
     pub base: Option<LockedBase>,
     /// Tool name (short name or `backend:name`) → its locked versions, in config order
