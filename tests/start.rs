@@ -43,7 +43,8 @@ impl Fixture {
         self.tmp.path().join("project")
     }
 
-    /// The same as [`Fixture::sbx`] as a std `Command` (to spawn it), run as `uid` when given.
+    /// `sbx -C project …` with a clean environment (nothing read above the temp dir), private
+    /// state and cache, as a std `Command` (to spawn it); run as `uid` when given.
     fn command(&self, uid: Option<u32>) -> StdCommand {
         let mut cmd = match uid {
             Some(uid) => {
@@ -66,14 +67,9 @@ impl Fixture {
         cmd
     }
 
-    /// `sbx -C project …` with a clean environment, private state and cache.
+    /// [`Fixture::command`] for assertions.
     fn sbx(&self) -> assert_cmd::Command {
-        let mut cmd = support::sbx(&self.tmp.path().join("home"));
-        cmd.env("SBX_STATE_DIR", self.tmp.path().join("state"))
-            .env("SBX_CACHE_DIR", self.tmp.path().join("cache"))
-            .arg("-C")
-            .arg(self.project());
-        cmd
+        assert_cmd::Command::from_std(self.command(None))
     }
 }
 
