@@ -14,7 +14,7 @@ use sbx_mise::BackendRef;
 use sbx_mise::lockfile::model::LockedTool;
 
 use crate::error::{ImageError, Result};
-use crate::extract::{ArchiveKind, Strip, extract};
+use crate::extract::{ArchiveKind, Strip, add_archive};
 use crate::layer::LayerTree;
 
 /// The image's mise data dir unless configured (`[image] data_dir`): outside any home
@@ -177,15 +177,24 @@ fn toml_key(s: &str) -> String {
     }
 }
 
-/// Installs one single-artifact tool (already downloaded to `archive`) into `dest`, the way
-/// mise lays it out: core tools' archives lose their top-level directory, other archives lose
-/// it when it is the only one, single binaries go to `bin/<exe>`.
-pub fn install_artifact(tool: &str, locked: &LockedTool, url: &str, archive: &Path, dest: &Path) -> Result<()> {
+/// Adds one single-artifact tool (already downloaded to `archive`) to `tree` at the image path
+/// `install_rel`, the way mise lays it out: core tools' archives lose their top-level
+/// directory, other archives lose it when it is the only one, single binaries go to
+/// `bin/<exe>`. Nothing is unpacked to disk except a compressed tar, decompressed once into an
+/// unnamed file in `scratch` (see [`add_archive`]).
+pub fn add_artifact(
+    tree: &mut LayerTree,
+    install_rel: &str,
+    (tool, locked): (&str, &LockedTool),
+    url: &str,
+    archive: &Path,
+    scratch: &Path,
+) -> Result<()> {
     let backend = backend_of(tool, locked)?;
     if !locked.packages.is_empty() {
         return Err(ImageError::Unsupported {
             what: format!("installing the package closure of `{tool}` ({})", locked.backend),
-            help: "npm and pipx tools are not yet laid out by sbx build; remove them from [tools] for the image".into(),
+            help: "npm and pipx tools are laid out from their closure; run `sbx lock` again".into(),
         });
     }
     let kind = ArchiveKind::from_name(url);
@@ -196,12 +205,13 @@ pub fn install_artifact(tool: &str, locked: &LockedTool, url: &str, archive: &Pa
         .or_else(|| backend.options.get("exe"))
         .cloned()
         .unwrap_or_else(|| backend.name.rsplit('/').next().unwrap_or(tool).to_string());
-    extract(archive, kind, dest, strip, &exe)
+    add_archive(tree, install_rel, archive, kind, strip, &exe, scratch)
 }
 
-/// The directory (relative to the install dir) to put on PATH: `bin` when it exists.
-pub fn bin_subdir(install: &Path) -> &'static str {
-    if install.join("bin").is_dir() { "bin" } else { "" }
+/// The directory (relative to the install dir `install_rel` in `tree`) to put on PATH: `bin`
+/// when it exists.
+pub fn bin_subdir(tree: &LayerTree, install_rel: &str) -> &'static str {
+    if tree.is_dir(&format!("{}/bin", install_rel.trim_end_matches('/'))) { "bin" } else { "" }
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
@@ -56,6 +57,7 @@ impl Compression {
     pub fn cache_key(&self) -> String {
         match self {
             Self::Gzip { level } => format!("gzip-{level}-zlib-rs"),
+            // `mt`: zstd's multi-threaded framing, the same bytes for any worker count.
             Self::Zstd { level } => format!("zstd-{level}-mt1"),
         }
     }
@@ -101,6 +103,75 @@ pub enum FileSource {
     Disk(PathBuf),
     /// Bytes in memory.
     Bytes(Vec<u8>),
+    /// A byte range of an open file (an entry of an uncompressed tar, a scratch file).
+    Range(FileRange),
+}
+
+/// `len` bytes at `offset` of an open file, read with positioned reads (any number of
+/// ranges of one file can be read at once). Two ranges are equal when they are the same
+/// bytes of the same open file.
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    file: Arc<File>,
+    offset: u64,
+    len: u64,
+}
+
+impl FileRange {
+    /// The range `offset..offset + len` of `file`.
+    pub fn new(file: Arc<File>, offset: u64, len: u64) -> Self {
+        Self { file, offset, len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A reader of exactly these bytes; reading past the end of the file is an error.
+    pub fn reader(&self) -> impl Read + '_ {
+        RangeReader { file: &self.file, at: self.offset, end: self.offset + self.len }
+    }
+}
+
+impl PartialEq for FileRange {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.file, &other.file) && self.offset == other.offset && self.len == other.len
+    }
+}
+
+impl Eq for FileRange {}
+
+impl std::hash::Hash for FileRange {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.file) as usize, self.offset, self.len).hash(state);
+    }
+}
+
+struct RangeReader<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = usize::try_from(self.end - self.at).unwrap_or(usize::MAX).min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ends before the range does"));
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 /// One entry of a layer.
@@ -152,6 +223,16 @@ impl LayerTree {
             }
         }
         self.entries.insert(path.to_vec(), node);
+    }
+
+    /// Removes the entry at `path` (its children, if any, stay).
+    pub fn remove(&mut self, path: &[u8]) {
+        self.entries.remove(path);
+    }
+
+    /// Whether there is a directory at `path`.
+    pub fn is_dir(&self, path: &str) -> bool {
+        matches!(self.entries.get(clean(path).as_slice()), Some(Node::Dir))
     }
 
     /// Adds a directory at `path`.
@@ -294,9 +375,10 @@ fn compress(rx: Receiver<Vec<u8>>, out: File, compression: Compression) -> io::R
         }
         Compression::Zstd { level } => {
             let mut enc = zstd::stream::write::Encoder::new(sink, level)?;
-            // One worker thread: compression overlaps the tar stream, and zstd's output for
-            // any fixed worker count >= 1 is deterministic; pinned so every machine agrees.
-            enc.multithread(1)?;
+            // zstd's multi-threaded mode gives the same bytes for any worker count >= 1 (its
+            // jobs are cut at fixed sizes; see the test), so every core can help while every
+            // machine still writes the same layer. Single-threaded mode would differ: never used.
+            enc.multithread(zstd_workers())?;
             for chunk in rx {
                 enc.write_all(&chunk)?;
             }
@@ -307,6 +389,11 @@ fn compress(rx: Receiver<Vec<u8>>, out: File, compression: Compression) -> io::R
     buf.flush()?;
     buf.into_inner().map_err(|e| e.into_error())?;
     Ok((digest, size))
+}
+
+/// zstd workers per layer: the machine's cores (at most 8; layers are also built in parallel).
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
 }
 
 /// Hashes what is read through it (for the tree hash).
@@ -383,6 +470,12 @@ fn write_tar(
                         header.set_size(bytes.len() as u64);
                         builder.append_data(&mut header, name, bytes.as_slice()).map_err(|e| pipe_err(path, e))?;
                         hex::encode(Sha256::digest(bytes))
+                    }
+                    FileSource::Range(range) => {
+                        header.set_size(range.len());
+                        let mut reader = HashingReader { inner: range.reader(), hasher: Sha256::new() };
+                        builder.append_data(&mut header, name, &mut reader).map_err(|e| pipe_err(path, e))?;
+                        hex::encode(reader.hasher.finalize())
                     }
                     FileSource::Disk(disk) => {
                         let file = File::open(disk).at(disk)?;
@@ -467,6 +560,28 @@ mod tests {
         assert_eq!(seen[3].2, 0o644);
         assert_eq!(seen[6].1, tar::EntryType::Symlink);
         assert_eq!(seen[7].1, tar::EntryType::Link);
+    }
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_the_worker_count() {
+        // 24 MB of compressible, non-repeating data: several zstd jobs at level 3.
+        let mut data = Vec::with_capacity(24 << 20);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        while data.len() < 24 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(format!("line {} value {}\n", x % 100_000, x % 7).as_bytes());
+        }
+        let compress = |workers: u32| {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            enc.multithread(workers).unwrap();
+            enc.write_all(&data).unwrap();
+            enc.finish().unwrap()
+        };
+        let one = compress(1);
+        assert_eq!(compress(3), one);
+        assert_eq!(zstd::decode_all(one.as_slice()).unwrap(), data);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One tool layer: its layer-cache key, the cache lookup (blob re-hashed on use), and building
-//! it (extract or lay out the closure, then write the deterministic layer).
+//! it (read the artifact into the layer tree, or lay out the npm/pipx closure on disk, then
+//! write the deterministic layer).
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ use crate::build::{BUILDER_VERSION, BuildOptions};
 use crate::cache::{Cache, write_atomic};
 use crate::digest::sha256_digest;
 use crate::error::{ImageError, Result};
-use crate::install::{backend_of, bin_subdir, install_artifact, tool_dir_name};
+use crate::install::{add_artifact, backend_of, bin_subdir, tool_dir_name};
 use crate::layer::{LayerBlob, LayerTree, write_layer};
 use crate::npm::install_npm;
 use crate::oci::canonical_json;
@@ -75,25 +76,27 @@ pub(crate) fn build_tool_layer(job: &Job, opts: &BuildOptions) -> Result<CacheEn
     let dest = work.path().join("install");
     let backend = backend_of(&job.tool, &job.locked)?;
     let install_rel = opts.layout.install_dir(&tool_dir_name(&job.tool, &backend), &job.locked.version);
+    let mut tree = LayerTree::new();
     if backend.kind == BackendKind::Pipx {
         let runtime = python_runtime(&job.tool, &job.locked, opts)?;
         let wheels: Vec<(LockedPackage, PathBuf)> =
             job.sources.iter().filter_map(|(p, a)| Some((p.clone()?, cache.download_path(&a.checksum)))).collect();
         install_pipx(&backend.name, &wheels, &runtime, &dest, &format!("/{install_rel}"))?;
+        tree.add_tree(&install_rel, &dest)?;
     } else if backend.kind == BackendKind::Npm {
         let packages: Vec<(LockedPackage, PathBuf)> =
             job.sources.iter().filter_map(|(p, a)| Some((p.clone()?, cache.download_path(&a.checksum)))).collect();
         install_npm(&backend.name, &packages, &dest)?;
+        tree.add_tree(&install_rel, &dest)?;
     } else {
         for (_, artifact) in &job.sources {
-            install_artifact(&job.tool, &job.locked, &artifact.url, &cache.download_path(&artifact.checksum), &dest)?;
+            let archive = cache.download_path(&artifact.checksum);
+            add_artifact(&mut tree, &install_rel, (&job.tool, &job.locked), &artifact.url, &archive, work.path())?;
         }
     }
-    let mut tree = LayerTree::new();
-    tree.add_tree(&install_rel, &dest)?;
     let blob =
         write_layer(&tree, &opts.layer_options(), &cache.root().join("blobs").join("sha256"), Some(&install_rel))?;
-    let entry = CacheEntry { blob, bin: bin_subdir(&dest).to_string() };
+    let entry = CacheEntry { blob, bin: bin_subdir(&tree, &install_rel).to_string() };
     let bytes = serde_json::to_vec(&entry)
         .map_err(|e| ImageError::Io { path: cache.layer_entry_path(&job.key), source: std::io::Error::other(e) })?;
     write_atomic(&cache.layer_entry_path(&job.key), &bytes)?;
