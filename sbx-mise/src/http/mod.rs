@@ -16,8 +16,11 @@
 //!   back and a `304 Not Modified` is answered from the cache.
 //! * Within one client, a URL is fetched at most once (concurrent callers share the request).
 //! * [`HttpOptions::offline`] answers only from the cache.
+//! * A wheel's METADATA is read with range requests ([`lazy_zip`]); partial bodies are never
+//!   stored as the URL's body, only the METADATA found, under its own key.
 
 pub mod cache;
+pub mod lazy_zip;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -29,14 +32,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
 pub use cache::Cache;
 pub use retry::RetryPolicy;
 
-use crate::resolve::{Fetch, FetchError, Upstreams};
+use self::lazy_zip::{ByteRange, LazyError, Ranged};
+use crate::resolve::{Fetch, FetchError, Upstreams, WHEEL_METADATA};
 
 /// How an [`HttpClient`] behaves. [`HttpOptions::default`] suits interactive use.
 #[derive(Clone, Debug)]
@@ -45,7 +49,8 @@ pub struct HttpOptions {
     pub cache_dir: Option<PathBuf>,
     /// Serve only from the cache; a miss is [`FetchError::Offline`].
     pub offline: bool,
-    /// Requests in flight at once.
+    /// Requests in flight at once (over all hosts; HTTP/2 upstreams multiplex them on one
+    /// connection per host).
     pub max_concurrent: usize,
     /// Retries on 5xx, 429, timeouts and connection failures.
     pub retry: RetryPolicy,
@@ -63,7 +68,7 @@ impl Default for HttpOptions {
         Self {
             cache_dir: None,
             offline: false,
-            max_concurrent: 8,
+            max_concurrent: 32,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
@@ -136,6 +141,7 @@ pub struct HttpClient {
     permits: Semaphore,
     bodies: Memo<Bytes>,
     digests: Memo<(String, u64)>,
+    metadata: Memo<Bytes>,
 }
 
 /// Per-URL results of this client, shared by concurrent callers.
@@ -164,7 +170,15 @@ impl HttpClient {
             .map_err(|e| HttpInitError(e.to_string()))?;
         let cache = Cache::new(options.cache_dir.clone().unwrap_or_else(default_cache_dir));
         let permits = Semaphore::new(options.max_concurrent.max(1));
-        Ok(Self { client, cache, options, permits, bodies: Mutex::default(), digests: Mutex::default() })
+        Ok(Self {
+            client,
+            cache,
+            options,
+            permits,
+            bodies: Mutex::default(),
+            digests: Mutex::default(),
+            metadata: Mutex::default(),
+        })
     }
 
     /// The on-disk cache this client uses.
@@ -250,8 +264,7 @@ impl HttpClient {
             (Got::NotModified, Some(entry)) => Ok(entry.body),
             (Got::NotModified, None) => Err(FetchError::Status { url: url.to_string(), status: 304 }),
             (Got::Fresh { body, etag, last_modified }, _) => {
-                // A cache that cannot be written only costs a later download; never fail the run.
-                let _ = self.cache.write(url, etag, last_modified, &body);
+                self.store(url.to_string(), etag, last_modified, body.clone()).await;
                 Ok(body)
             }
         }
@@ -282,7 +295,7 @@ impl HttpClient {
             })
             .await?;
         if let Ok(body) = serde_json::to_vec(&DigestRecord { sha256: sha256.clone(), size }) {
-            let _ = self.cache.write(&key, None, None, &body);
+            self.store(key, None, None, body.into()).await;
         }
         Ok((sha256, size))
     }
@@ -311,10 +324,93 @@ impl HttpClient {
         if let Some(size) = size
             && let Ok(body) = serde_json::to_vec(&size)
         {
-            let _ = self.cache.write(&key, None, None, &body);
+            self.store(key, None, None, body.into()).await;
         }
         Ok(size)
     }
+
+    /// Writes a cache entry on a blocking thread, off the async workers. A cache that cannot be
+    /// written only costs a later download; it never fails the run.
+    async fn store(&self, key: String, etag: Option<String>, last_modified: Option<String>, body: Bytes) {
+        let cache = self.cache.clone();
+        let _ = tokio::task::spawn_blocking(move || cache.write(&key, etag, last_modified, &body)).await;
+    }
+
+    /// One range of `url`, never cached: `206` answers are [`Ranged::Part`], a server that
+    /// ignores the range (`200`) gives [`Ranged::Whole`] ([`Ranged::Ignored`], unread, for a
+    /// [`ByteRange::Prefix`]).
+    async fn get_range(&self, url: &str, range: ByteRange) -> Result<Ranged, FetchError> {
+        if self.options.offline {
+            return Err(FetchError::Offline { url: url.to_string() });
+        }
+        self.with_retries(url, || async {
+            let resp = self.request(url).header(RANGE, range.header()).send().await.map_err(|e| transport(url, &e))?;
+            let status = resp.status().as_u16();
+            check_status(url, status)?;
+            if status != 206 && matches!(range, ByteRange::Prefix(_)) {
+                return Ok(Ranged::Ignored);
+            }
+            if status != 206 {
+                let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
+                return Ok(Ranged::Whole(body));
+            }
+            let content_range = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let Some((start, total)) = content_range.as_deref().and_then(parse_content_range) else {
+                return Err(AttemptError::Fatal(FetchError::Malformed {
+                    url: url.to_string(),
+                    message: format!("a 206 answer with an unusable Content-Range ({content_range:?})"),
+                }));
+            };
+            let bytes = resp.bytes().await.map_err(|e| transport(url, &e))?;
+            Ok(Ranged::Part { start, total, bytes })
+        })
+        .await
+    }
+
+    async fn wheel_metadata_uncached(&self, url: &str) -> Result<Bytes, FetchError> {
+        let key = format!("metadata-of {url}");
+        if let Some(entry) = self.cache.read(&key) {
+            return Ok(entry.body);
+        }
+        let malformed = |message| FetchError::Malformed { url: url.to_string(), message };
+        let in_memory = |wheel: &[u8]| {
+            lazy_zip::member_in(wheel, lazy_zip::is_wheel_metadata, WHEEL_METADATA).map(Bytes::from).map_err(malformed)
+        };
+        // A wheel downloaded whole by an earlier sbx is still good.
+        let metadata = if let Some(entry) = self.cache.read(url) {
+            in_memory(&entry.body)?
+        } else if self.options.offline {
+            return Err(FetchError::Offline { url: url.to_string() });
+        } else {
+            let lazy =
+                lazy_zip::read_member(|range| self.get_range(url, range), lazy_zip::is_wheel_metadata, WHEEL_METADATA);
+            match lazy.await {
+                Ok(metadata) => Bytes::from(metadata),
+                Err(LazyError::Fetch(e @ (FetchError::Offline { .. } | FetchError::RateLimited { .. }))) => {
+                    return Err(e);
+                }
+                // Range answers that do not fit together, or a server refusing ranges (416):
+                // the whole file settles it.
+                Err(
+                    LazyError::Malformed(_)
+                    | LazyError::Fetch(FetchError::Malformed { .. } | FetchError::Status { status: 416, .. }),
+                ) => in_memory(&self.get_uncached(url).await?)?,
+                Err(LazyError::Fetch(e)) => return Err(e),
+            }
+        };
+        self.store(key, None, None, metadata.clone()).await;
+        Ok(metadata)
+    }
+}
+
+/// `bytes <start>-<end>/<total>` → `(start, total)`.
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (span, total) = rest.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let (start, end, total) =
+        (start.trim().parse::<u64>().ok()?, end.trim().parse::<u64>().ok()?, total.trim().parse().ok()?);
+    (start <= end && end < total).then_some((start, total))
 }
 
 /// A downloaded artifact's digest, cached so offline runs and re-locks need not download again.
@@ -366,6 +462,11 @@ impl Fetch for HttpClient {
 
     async fn size_of(&self, url: &str) -> Result<Option<u64>, FetchError> {
         self.size_uncached(url).await
+    }
+
+    async fn wheel_metadata(&self, url: &str) -> Result<Bytes, FetchError> {
+        let cell = cell(&self.metadata, url);
+        cell.get_or_try_init(|| self.wheel_metadata_uncached(url)).await.cloned()
     }
 }
 

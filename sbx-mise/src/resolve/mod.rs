@@ -139,6 +139,14 @@ pub enum FetchError {
         /// The URL requested.
         url: String,
     },
+    /// The answer is not what the URL should serve (e.g. a wheel that is not a zip file).
+    #[error("{url}: {message}")]
+    Malformed {
+        /// The URL requested.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
     /// `--offline` and the URL is not in the HTTP cache.
     #[error("{url} is not in the HTTP cache and --offline was given")]
     Offline {
@@ -170,7 +178,19 @@ pub trait Fetch: Send + Sync {
     async fn size_of(&self, _url: &str) -> Result<Option<u64>, FetchError> {
         Ok(None)
     }
+    /// The `*.dist-info/METADATA` file of the wheel at `url`. The default downloads the
+    /// wheel with [`Fetch::get`]; the HTTP client reads only the parts of the zip it needs
+    /// with range requests and caches the result.
+    async fn wheel_metadata(&self, url: &str) -> Result<bytes::Bytes, FetchError> {
+        let wheel = self.get(url).await?;
+        crate::http::lazy_zip::member_in(&wheel, crate::http::lazy_zip::is_wheel_metadata, WHEEL_METADATA)
+            .map(bytes::Bytes::from)
+            .map_err(|message| FetchError::Malformed { url: url.to_string(), message })
+    }
 }
+
+/// How a wheel's metadata file is named in messages.
+pub const WHEEL_METADATA: &str = ".dist-info/METADATA";
 
 /// Everything a backend needs besides the tool itself.
 pub struct ResolveContext<'a> {

@@ -10,11 +10,12 @@
 //!   platforms that install them.
 //! * Checksums: the registry's sha512 `integrity`. A version that only publishes a sha1
 //!   `shasum` is downloaded and its sha256 recorded; no package is ever left without one.
-//! * Packuments are fetched in full (`GET <registry>/<name>`), concurrently (at most
-//!   [`CONCURRENCY`] at a time), once per name per lock.
+//! * Packuments are fetched in full (`GET <registry>/<name>`), once per name per lock, each
+//!   as soon as a packument naming it has arrived ([`prefetch`]), not level by level.
 
 pub mod layout;
 pub mod packument;
+pub mod prefetch;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -226,7 +227,18 @@ impl Backend for NpmBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        select(tool, &root_packument(ctx, tool).await?, request)
+        // An exact version is very likely the one locked next: its closure is fetched while the
+        // packument downloads (see [`prefetch::warm`]).
+        let warm = async {
+            if let VersionRequest::Version(v) = request
+                && v.split('.').count() == 3
+                && nodejs_semver::Version::parse(v).is_ok()
+            {
+                prefetch::warm(ctx, &tool.name, v).await;
+            }
+        };
+        let (doc, ()) = futures::join!(root_packument(ctx, tool), warm);
+        select(tool, &doc?, request)
     }
 
     async fn lock(
@@ -237,6 +249,7 @@ impl Backend for NpmBackend {
         version: &str,
     ) -> Result<LockedTool, ResolveError> {
         let mut store = PackumentStore::default();
+        prefetch::prefetch(ctx, &mut store, &tool.name, version, ctx.platforms).await;
         let mut trees = Vec::new();
         for &platform in ctx.platforms {
             trees.push((platform, layout_for(ctx, &mut store, tool, version, platform).await?));

@@ -81,13 +81,19 @@ pub enum LayoutError {
     },
 }
 
+/// One dependency edge of a manifest.
 #[derive(Debug)]
-struct Edge {
-    folder: String,
-    real: String,
-    spec: Spec,
-    optional: bool,
-    peer: bool,
+pub(super) struct Edge {
+    /// The folder name under `node_modules` (the alias).
+    pub(super) folder: String,
+    /// The real package name.
+    pub(super) real: String,
+    /// What it asks for.
+    pub(super) spec: Spec,
+    /// An optional dependency.
+    pub(super) optional: bool,
+    /// A (non-optional) peer dependency.
+    pub(super) peer: bool,
 }
 
 #[derive(Debug)]
@@ -165,7 +171,7 @@ pub fn layout(
 
 /// The dependency edges npm follows for one manifest, in name order. Unreadable specs of
 /// optional dependencies are dropped; of required ones they are an error.
-fn edges_of(manifest: &Manifest, who: &str) -> Result<Vec<Edge>, LayoutError> {
+pub(super) fn edges_of(manifest: &Manifest, who: &str) -> Result<Vec<Edge>, LayoutError> {
     let mut raw: BTreeMap<&str, (&str, bool, bool)> = BTreeMap::new();
     for (n, s) in &manifest.peer_dependencies {
         if !manifest.peer_dependencies_meta.get(n).copied().unwrap_or(false) {

@@ -179,7 +179,7 @@ fn list_allows(list: &[String], value: &str) -> bool {
 }
 
 /// What a dependency spec asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Spec {
     /// A semver range (`^1.2.0`, `*`, `1.x`, ``).
     Range(String),

@@ -3,14 +3,18 @@
 //! `GET <pypi>/pypi/<name>/json` lists every release's files (URL, sha256, size,
 //! `requires_python`, yanked) and the newest release's metadata. Metadata of other releases
 //! comes from `GET <pypi>/pypi/<name>/<version>/json`; mirrors that do not serve that endpoint
-//! are handled by reading `*.dist-info/METADATA` out of one of the release's wheels.
+//! are handled by reading `*.dist-info/METADATA` out of one of the release's wheels
+//! ([`Fetch::wheel_metadata`](crate::resolve::Fetch::wheel_metadata): range requests where the
+//! server allows them). Both are requested at once, so a mirror without release documents costs
+//! no extra round trip; the release document wins whenever it exists.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
+use futures::future::{Either, select};
 use serde::Deserialize;
 
-use crate::resolve::{FetchError, ResolveContext, ResolveError};
+use crate::http::lazy_zip;
+use crate::resolve::{FetchError, ResolveContext, ResolveError, WHEEL_METADATA};
 
 /// PEP 503 normalised project name (`Foo_Bar.baz` → `foo-bar-baz`).
 pub fn normalize(name: &str) -> String {
@@ -106,8 +110,10 @@ pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Optio
     Ok(Some(project))
 }
 
-/// `Requires-Dist` of `name==version`: the release document, or else the METADATA inside
-/// `wheel_url` (one of the release's wheels).
+/// `Requires-Dist` of `name==version`: the release document, or else (it is missing, or
+/// `--offline` has only the wheel's) the METADATA inside `wheel_url` (one of the release's
+/// wheels). Both are fetched at once; an error of the release document other than 404 is the
+/// answer when the METADATA cannot stand in.
 pub async fn fetch_requires(
     ctx: &ResolveContext<'_>,
     name: &str,
@@ -115,37 +121,46 @@ pub async fn fetch_requires(
     wheel_url: &str,
 ) -> Result<Vec<String>, ResolveError> {
     let url = format!("{}/pypi/{}/{}/json", ctx.upstreams.pypi.trim_end_matches('/'), normalize(name), version);
-    match ctx.fetch.get(&url).await {
-        Ok(body) => {
-            #[derive(Deserialize)]
-            struct Release {
-                info: Info,
-            }
-            let release: Release = serde_json::from_slice(&body).map_err(|e| ResolveError::Malformed {
-                url: url.clone(),
-                message: format!("not a PyPI release document: {e}"),
+    let release = std::pin::pin!(ctx.fetch.get(&url));
+    let metadata = std::pin::pin!(ctx.fetch.wheel_metadata(wheel_url));
+    let (release, metadata) = match select(release, metadata).await {
+        Either::Left((Ok(body), _)) => return requires_from_release(&url, &body),
+        Either::Left((release, metadata)) => (release, metadata.await),
+        Either::Right((metadata, release)) => (release.await, metadata),
+    };
+    match (release, metadata) {
+        (Ok(body), _) => requires_from_release(&url, &body),
+        (Err(FetchError::Status { status: 404, .. } | FetchError::Offline { .. }), Ok(metadata)) => {
+            let text = std::str::from_utf8(&metadata).map_err(|e| ResolveError::Malformed {
+                url: wheel_url.to_string(),
+                message: format!("{WHEEL_METADATA}: {e}"),
             })?;
-            Ok(release.info.requires_dist.unwrap_or_default())
+            Ok(requires_from_metadata(text))
         }
-        Err(FetchError::Status { status: 404, .. }) => {
-            let wheel = ctx.fetch.get(wheel_url).await?;
-            requires_from_wheel(&wheel)
-                .map_err(|message| ResolveError::Malformed { url: wheel_url.to_string(), message })
+        (Err(FetchError::Status { status: 404, .. }), Err(FetchError::Malformed { url, message })) => {
+            Err(ResolveError::Malformed { url, message })
         }
-        Err(e) => Err(e.into()),
+        (Err(FetchError::Status { status: 404, .. }), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e.into()),
     }
 }
 
-/// The `Requires-Dist` lines of a wheel's `*.dist-info/METADATA`.
+fn requires_from_release(url: &str, body: &[u8]) -> Result<Vec<String>, ResolveError> {
+    #[derive(Deserialize)]
+    struct Release {
+        info: Info,
+    }
+    let release: Release = serde_json::from_slice(body).map_err(|e| ResolveError::Malformed {
+        url: url.to_string(),
+        message: format!("not a PyPI release document: {e}"),
+    })?;
+    Ok(release.info.requires_dist.unwrap_or_default())
+}
+
+/// The `Requires-Dist` lines of a whole wheel's `*.dist-info/METADATA`.
 pub fn requires_from_wheel(wheel: &[u8]) -> Result<Vec<String>, String> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).map_err(|e| format!("not a wheel: {e}"))?;
-    let name = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
-        .ok_or("the wheel has no .dist-info/METADATA")?;
-    let mut text = String::new();
-    zip.by_name(&name).map_err(|e| e.to_string())?.read_to_string(&mut text).map_err(|e| format!("{name}: {e}"))?;
+    let metadata = lazy_zip::member_in(wheel, lazy_zip::is_wheel_metadata, WHEEL_METADATA)?;
+    let text = String::from_utf8(metadata).map_err(|e| format!("{WHEEL_METADATA}: {e}"))?;
     Ok(requires_from_metadata(&text))
 }
 

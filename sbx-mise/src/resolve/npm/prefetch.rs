@@ -1,0 +1,323 @@
+//! Fetching a closure's packuments as early as possible.
+//!
+//! The layout ([`super::layout`]) is pure and learns which packuments it needs one tree level
+//! at a time; fetching level by level makes every level wait for its slowest packument. Here
+//! each packument, as soon as it arrives, is used to pick the version each request seen so far
+//! asks of it ([`pick`], the layout's own choice), and the dependencies of those versions are
+//! requested at once. Like npm's dedupe, a request that a version already followed satisfies
+//! is not followed again (a peer dependency back on the tool would otherwise pull in the whole
+//! closure of its newest release).
+//!
+//! This is only a guess of what the layout will read, usually exact. The layout runs afterwards
+//! on what arrived, fetches whatever it still lacks itself, and its result depends only on the
+//! packuments, never on the order they arrived in or on what was fetched besides.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::layout::{PackumentStore, edges_of};
+use super::packument::{self, Manifest, Packument, Spec, installs_on, pick};
+use super::{fetch_packument, packument_url};
+use crate::Platform;
+use crate::resolve::{ResolveContext, ResolveError};
+
+/// Fetches into `store` the packuments of the closure of `root@version` on any of `platforms`,
+/// each requested as soon as a packument naming it has arrived. The root's dependencies come
+/// from its version document (`GET <registry>/<name>/<version>`, a few kilobytes) or its
+/// packument, whichever arrives first. Fetch errors are left for the layout to meet (it fetches
+/// what it still lacks and reports the error where it matters).
+pub async fn prefetch(
+    ctx: &ResolveContext<'_>,
+    store: &mut PackumentStore,
+    root: &str,
+    version: &str,
+    platforms: &[Platform],
+) {
+    run(ctx, store, root, version, platforms, true).await;
+}
+
+/// [`prefetch`] without the root's packument and into a scratch store: fills the HTTP client's
+/// memory while the root's packument, which is often the largest of the closure, downloads for
+/// version resolution, so the lock that follows finds the closure fetched.
+pub async fn warm(ctx: &ResolveContext<'_>, root: &str, version: &str) {
+    run(ctx, &mut PackumentStore::default(), root, version, ctx.platforms, false).await;
+}
+
+enum Arrived {
+    Packument(String, Result<Option<Packument>, ResolveError>),
+    Root(Option<Manifest>),
+}
+
+async fn run(
+    ctx: &ResolveContext<'_>,
+    store: &mut PackumentStore,
+    root: &str,
+    version: &str,
+    platforms: &[Platform],
+    root_packument: bool,
+) {
+    let mut closure = Closure {
+        platforms,
+        seen: BTreeSet::new(),
+        followed: BTreeMap::new(),
+        waiting: BTreeMap::new(),
+        work: VecDeque::new(),
+    };
+    let mut in_flight = FuturesUnordered::new();
+    let mut requested = BTreeSet::new();
+    in_flight.push(Box::pin(async move { Arrived::Root(fetch_manifest(ctx, root, version).await) })
+        as std::pin::Pin<Box<dyn std::future::Future<Output = Arrived> + Send + '_>>);
+    if root_packument {
+        // Fetched even when the version document comes first: the layout starts from it.
+        let spec = Spec::Range(version.to_string());
+        closure.seen.insert((root.to_string(), spec.clone()));
+        closure.waiting.entry(root.to_string()).or_default().push(spec);
+        requested.insert(root.to_string());
+        in_flight.push(Box::pin(async move { Arrived::Packument(root.to_string(), fetch_packument(ctx, root).await) }));
+    }
+    loop {
+        while let Some((name, spec)) = closure.work.pop_front() {
+            if closure.follow(store, name.clone(), spec) && requested.insert(name.clone()) {
+                in_flight.push(Box::pin(async move {
+                    let doc = fetch_packument(ctx, &name).await;
+                    Arrived::Packument(name, doc)
+                }));
+            }
+        }
+        match in_flight.next().await {
+            None => break,
+            Some(Arrived::Root(manifest)) => {
+                if let Some(manifest) = manifest {
+                    closure.follow_manifest(root, &manifest);
+                }
+            }
+            Some(Arrived::Packument(name, doc)) => {
+                match doc {
+                    Ok(Some(doc)) => {
+                        store.found.insert(name.clone(), doc);
+                    }
+                    Ok(None) => {
+                        store.absent.insert(name.clone());
+                    }
+                    Err(_) => {}
+                }
+                for spec in closure.waiting.remove(&name).unwrap_or_default() {
+                    closure.expand(store, &name, &spec);
+                }
+            }
+        }
+    }
+}
+
+/// One version's manifest from the registry (with the same additions as its packument's);
+/// `None` when the registry does not serve it.
+async fn fetch_manifest(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Manifest> {
+    let url = format!("{}/{version}", packument_url(&ctx.upstreams.npm, name));
+    let manifest: Manifest = serde_json::from_slice(&ctx.fetch.get(&url).await.ok()?).ok()?;
+    if manifest.version != version {
+        return None;
+    }
+    let mut doc = Packument {
+        name: name.to_string(),
+        versions: BTreeMap::from([(version.to_string(), manifest)]),
+        ..Packument::default()
+    };
+    packument::add_script_installed_platform_packages(&mut doc);
+    doc.versions.remove(version)
+}
+
+struct Closure<'p> {
+    platforms: &'p [Platform],
+    /// `(name, spec)` pairs already seen.
+    seen: BTreeSet<(String, Spec)>,
+    /// Name → versions whose dependencies were queued.
+    followed: BTreeMap<String, Vec<String>>,
+    /// Specs waiting for their package's packument.
+    waiting: BTreeMap<String, Vec<Spec>>,
+    /// Dependencies to follow.
+    work: VecDeque<(String, Spec)>,
+}
+
+impl Closure<'_> {
+    /// Follows one dependency; `true` when its packument has to be fetched.
+    fn follow(&mut self, store: &PackumentStore, name: String, spec: Spec) -> bool {
+        if !self.seen.insert((name.clone(), spec.clone())) || store.absent.contains(&name) {
+            return false;
+        }
+        if store.found.contains_key(&name) {
+            self.expand(store, &name, &spec);
+            return false;
+        }
+        if self.satisfied(None, &name, &spec) {
+            return false;
+        }
+        self.waiting.entry(name).or_default().push(spec);
+        true
+    }
+
+    /// Whether a version of `name` already followed satisfies `spec` (a dist-tag needs the
+    /// packument to tell).
+    fn satisfied(&self, doc: Option<&Packument>, name: &str, spec: &Spec) -> bool {
+        let versions = self.followed.get(name).map(Vec::as_slice).unwrap_or_default();
+        versions.iter().any(|v| match (doc, spec) {
+            (Some(doc), _) => packument::satisfies(doc, spec, v),
+            (None, Spec::Range(_)) => packument::satisfies(&Packument::default(), spec, v),
+            (None, Spec::Tag(_)) => false,
+        })
+    }
+
+    /// Queues the dependencies of the version of `name` that `spec` picks, if it installs on
+    /// some platform and no version followed before satisfies `spec`.
+    fn expand(&mut self, store: &PackumentStore, name: &str, spec: &Spec) {
+        let Some(doc) = store.found.get(name) else { return };
+        if self.satisfied(Some(doc), name, spec) {
+            return;
+        }
+        let manifest = match spec {
+            // The tool itself: the exact version locked.
+            Spec::Range(v) if doc.versions.contains_key(v) => doc.versions.get(v),
+            _ => pick(doc, spec),
+        };
+        if let Some(manifest) = manifest {
+            self.follow_manifest(name, manifest);
+        }
+    }
+
+    /// Queues the dependencies of `manifest`, a version of `name`, if it installs on some
+    /// platform and was not followed yet.
+    fn follow_manifest(&mut self, name: &str, manifest: &Manifest) {
+        let followed = self.followed.entry(name.to_string()).or_default();
+        if followed.contains(&manifest.version) || !self.platforms.iter().any(|p| installs_on(manifest, *p)) {
+            return;
+        }
+        followed.push(manifest.version.clone());
+        let Ok(edges) = edges_of(manifest, name) else { return };
+        self.work.extend(edges.into_iter().map(|e| (e.real, e.spec)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::npm::layout::layout;
+    use crate::resolve::{Fetch, FetchError, Upstreams};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// A registry in memory that records the order of requests.
+    struct Registry {
+        docs: BTreeMap<String, serde_json::Value>,
+        /// Whether `<name>/<version>` documents are served.
+        version_docs: bool,
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Fetch for Registry {
+        async fn get(&self, url: &str) -> Result<bytes::Bytes, FetchError> {
+            let path = url.trim_start_matches("http://r/");
+            self.asked.lock().unwrap().push(path.to_string());
+            let (name, version) = path.split_once('/').map_or((path, None), |(n, v)| (n, Some(v)));
+            let doc = match (self.docs.get(name), version) {
+                (Some(doc), None) => Some(doc),
+                (Some(doc), Some(v)) if self.version_docs => doc["versions"].get(v),
+                _ => None,
+            };
+            match doc {
+                Some(doc) => Ok(serde_json::to_vec(doc).unwrap().into()),
+                None => Err(FetchError::Status { url: url.into(), status: 404 }),
+            }
+        }
+        async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {
+            Err(FetchError::Status { url: url.into(), status: 404 })
+        }
+    }
+
+    fn doc(name: &str, versions: &[(&str, serde_json::Value)]) -> (String, serde_json::Value) {
+        let mut map = serde_json::Map::new();
+        for (v, extra) in versions {
+            let mut m = serde_json::json!({"version": v, "dist": {"tarball": format!("http://r/{name}-{v}.tgz")}});
+            if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
+                m.extend(extra.clone());
+            }
+            map.insert((*v).to_string(), m);
+        }
+        (name.to_string(), serde_json::json!({"name": name, "versions": map}))
+    }
+
+    fn registry(version_docs: bool) -> Registry {
+        Registry {
+            docs: BTreeMap::from([
+                doc("tool", &[("1.0.0", serde_json::json!({"dependencies": {"a": "^1", "b": "^2"}}))]),
+                doc(
+                    "a",
+                    &[
+                        ("1.0.0", serde_json::json!({"dependencies": {"c": "^1"}})),
+                        ("1.1.0", serde_json::json!({"dependencies": {"d": "^1"}})),
+                    ],
+                ),
+                doc(
+                    "b",
+                    &[(
+                        "2.0.0",
+                        serde_json::json!({"optionalDependencies": {"only-mac": "1", "gone": "1"}, "peerDependencies": {"a": "^1"}}),
+                    )],
+                ),
+                doc("c", &[("1.0.0", serde_json::json!({}))]),
+                doc("d", &[("1.0.0", serde_json::json!({"dependencies": {"e": "^1"}}))]),
+                doc("e", &[("1.0.0", serde_json::json!({}))]),
+                doc("only-mac", &[("1.0.0", serde_json::json!({"os": ["darwin"], "dependencies": {"never": "1"}}))]),
+            ]),
+            version_docs,
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn asked(registry: &Registry) -> Vec<String> {
+        let mut asked = registry.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), BTreeSet::from_iter(asked.iter()).len(), "each document once: {asked:?}");
+        asked.sort();
+        asked
+    }
+
+    #[tokio::test]
+    async fn fetches_what_the_layout_needs_so_it_runs_once() {
+        for version_docs in [true, false] {
+            let registry = registry(version_docs);
+            let upstreams = Upstreams { npm: "http://r".into(), ..Upstreams::all_at("http://r") };
+            let runtimes = BTreeMap::new();
+            let platforms = [Platform::LINUX_AMD64];
+            let ctx =
+                ResolveContext { fetch: &registry, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+            let mut store = PackumentStore::default();
+            prefetch(&ctx, &mut store, "tool", "1.0.0", &platforms).await;
+            let placed = layout(&store, "tool", "1.0.0", Platform::LINUX_AMD64).unwrap();
+            let names: Vec<&str> = placed.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, ["tool", "a", "b", "d", "e"]);
+            // `c` belongs to a version the layout does not pick; `never` to a package that does
+            // not install here; `gone` does not exist (optional); b's peer dependency on `a` is
+            // satisfied by the `a` already followed.
+            assert_eq!(asked(&registry), ["a", "b", "d", "e", "gone", "only-mac", "tool", "tool/1.0.0"]);
+            assert!(store.absent.contains("gone"));
+        }
+    }
+
+    #[tokio::test]
+    async fn warming_fetches_the_closure_from_the_version_document() {
+        let upstreams = Upstreams { npm: "http://r".into(), ..Upstreams::all_at("http://r") };
+        let runtimes = BTreeMap::new();
+        let platforms = [Platform::LINUX_AMD64];
+        let with_docs = registry(true);
+        let ctx =
+            ResolveContext { fetch: &with_docs, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+        warm(&ctx, "tool", "1.0.0").await;
+        assert_eq!(asked(&with_docs), ["a", "b", "d", "e", "gone", "only-mac", "tool/1.0.0"]);
+        // Without version documents there is nothing to start from.
+        let without = registry(false);
+        let ctx = ResolveContext { fetch: &without, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+        warm(&ctx, "tool", "1.0.0").await;
+        assert_eq!(asked(&without), ["tool/1.0.0"]);
+    }
+}
