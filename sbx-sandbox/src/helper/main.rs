@@ -16,6 +16,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::io::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{exit, Command};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -32,6 +33,11 @@ extern "C" {
     fn setsid() -> i32;
     fn prctl(op: i32, a: u64, b: u64, c: u64, d: u64) -> i32;
     fn syscall(n: i64, ...) -> i64;
+    fn splice(fd_in: i32, off_in: *mut i64, fd_out: i32, off_out: *mut i64, len: usize, flags: u32) -> isize;
+    fn pipe2(fds: *mut i32, flags: i32) -> i32;
+    fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    fn close(fd: i32) -> i32;
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -146,8 +152,90 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
-fn pump(mut from: impl Read, mut to: impl Write, done: impl FnOnce()) {
-    let _ = io::copy(&mut from, &mut to);
+const O_CLOEXEC: i32 = 0o2000000;
+const F_SETPIPE_SZ: i32 = 1031;
+const SPLICE_F_MOVE: u32 = 1;
+const SOL_SOCKET: i32 = 1;
+const SO_SNDBUF: i32 = 7;
+/// Bytes moved per splice, and the pipe size asked for.
+const RELAY_CHUNK: usize = 1 << 20;
+
+/// Moves bytes `from` → `to` in the kernel (socket → pipe → socket) until `from` ends. `None`
+/// when splice is not available here (the caller copies instead); nothing was moved then.
+fn splice_all(from: i32, to: i32) -> Option<io::Result<()>> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { pipe2(fds.as_mut_ptr(), O_CLOEXEC) } != 0 {
+        return None;
+    }
+    let (pipe_read, pipe_write) = (fds[0], fds[1]);
+    // SAFETY: fcntl on a pipe we own; a refusal keeps the default size, which still works.
+    unsafe { fcntl(pipe_write, F_SETPIPE_SZ, RELAY_CHUNK as i32) };
+    let mut moved_any = false;
+    let result = loop {
+        // SAFETY: splice between descriptors that stay open for the call, no offsets.
+        let n =
+            unsafe { splice(from, std::ptr::null_mut(), pipe_write, std::ptr::null_mut(), RELAY_CHUNK, SPLICE_F_MOVE) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break if moved_any || err.raw_os_error() != Some(22) { Some(Err(err)) } else { None };
+        }
+        if n == 0 {
+            break Some(Ok(()));
+        }
+        moved_any = true;
+        let mut left = n as usize;
+        while left > 0 {
+            // SAFETY: as above.
+            let m = unsafe { splice(pipe_read, std::ptr::null_mut(), to, std::ptr::null_mut(), left, SPLICE_F_MOVE) };
+            if m <= 0 {
+                let err = io::Error::last_os_error();
+                if m < 0 && err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return close_both(
+                    pipe_read,
+                    pipe_write,
+                    Some(Err(if m == 0 { io::ErrorKind::WriteZero.into() } else { err })),
+                );
+            }
+            left -= m as usize;
+        }
+    };
+    close_both(pipe_read, pipe_write, result)
+}
+
+fn close_both<T>(a: i32, b: i32, value: T) -> T {
+    // SAFETY: closing the pipe descriptors this module created and no longer uses.
+    unsafe {
+        close(a);
+        close(b);
+    }
+    value
+}
+
+/// One direction of a relayed connection: spliced when the kernel can, else copied through
+/// a large buffer; then `done` (half-closes the other side).
+fn pump(from: impl Read + AsFd, to: impl Write + AsFd, done: impl FnOnce()) {
+    let (mut from, mut to) = (from, to);
+    if splice_all(from.as_fd().as_raw_fd(), to.as_fd().as_raw_fd()).is_none() {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
     done();
 }
 
@@ -159,6 +247,11 @@ fn relay_one(tcp: TcpStream, socket: &str) {
             return;
         }
     };
+    // A Unix socket's send buffer does not grow by itself as TCP's does; a larger one keeps
+    // uploads through the relay from stalling on it.
+    let size: i32 = 4 << 20;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a local int.
+    unsafe { setsockopt(unix.as_raw_fd(), SOL_SOCKET, SO_SNDBUF, &size, 4) };
     let (Ok(tcp2), Ok(unix2)) = (tcp.try_clone(), unix.try_clone()) else { return };
     let up = thread::spawn(move || pump(tcp, &unix, || drop(unix.shutdown(Shutdown::Write))));
     pump(unix2, &tcp2, || drop(tcp2.shutdown(Shutdown::Write)));
