@@ -19,6 +19,7 @@ use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 
 use bytes::Bytes;
+use futures::future::{Either, select};
 
 use crate::resolve::FetchError;
 
@@ -121,31 +122,51 @@ pub fn member_in(file: &[u8], select: fn(&str) -> bool, what: &str) -> Result<Ve
 
 /// Reads the first member `select` accepts from the remote file `fetch` serves, with range
 /// requests (see the module documentation).
-pub async fn read_member<F, Fut>(mut fetch: F, select: fn(&str) -> bool, what: &str) -> Result<Vec<u8>, LazyError>
+pub async fn read_member<F, Fut>(
+    mut fetch: F,
+    select_member: fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<u8>, LazyError>
 where
     F: FnMut(ByteRange) -> Fut,
     Fut: Future<Output = Result<Ranged, FetchError>>,
 {
-    let (tail, head) = futures::join!(fetch(ByteRange::Suffix(TAIL)), fetch(ByteRange::Prefix(HEAD)));
+    let tail = std::pin::pin!(fetch(ByteRange::Suffix(TAIL)));
+    let mut head = std::pin::pin!(fetch(ByteRange::Prefix(HEAD)));
+    // The head only saves a round trip: it is waited for only when the tail is not enough.
+    let (tail, mut head_answer) = match select(tail, head.as_mut()).await {
+        Either::Left((tail, _)) => (tail, None),
+        Either::Right((head, tail)) => (tail.await, Some(head)),
+    };
+    let mut head_pending = head_answer.is_none();
     let mut file = match tail? {
-        Ranged::Whole(bytes) => return member_in(&bytes, select, what).map_err(LazyError::Malformed),
+        Ranged::Whole(bytes) => return member_in(&bytes, select_member, what).map_err(LazyError::Malformed),
         Ranged::Part { start, total, bytes } => Sparse::new(total, start, bytes)?,
         Ranged::Ignored => return Err(LazyError::Malformed("the server ignored a range request".into())),
     };
-    // The head only saves a round trip; without it the member's range is asked for later.
-    if let Ok(Ranged::Part { start, total, bytes }) = head
-        && total == file.len
-    {
-        file.insert(start, bytes)?;
-    }
-    for _ in 0..MAX_ROUNDS {
-        let range = match file.attempt(select, what) {
+    let mut rounds = 0;
+    loop {
+        if let Some(Ok(Ranged::Part { start, total, bytes })) = head_answer.take()
+            && total == file.len
+        {
+            file.insert(start, bytes)?;
+        }
+        let range = match file.attempt(select_member, what) {
             Attempt::Done(data) => return Ok(data),
             Attempt::Failed(message) => return Err(LazyError::Malformed(message)),
+            Attempt::Need(_) if head_pending => {
+                head_answer = Some(head.as_mut().await);
+                head_pending = false;
+                continue;
+            }
             Attempt::Need(range) => range,
         };
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            return Err(LazyError::Malformed(format!("{what} not found after {MAX_ROUNDS} range requests")));
+        }
         match fetch(range).await? {
-            Ranged::Whole(bytes) => return member_in(&bytes, select, what).map_err(LazyError::Malformed),
+            Ranged::Whole(bytes) => return member_in(&bytes, select_member, what).map_err(LazyError::Malformed),
             Ranged::Ignored => return Err(LazyError::Malformed("the server ignored a range request".into())),
             Ranged::Part { start, total, bytes } => {
                 if total != file.len {
@@ -158,7 +179,6 @@ where
             }
         }
     }
-    Err(LazyError::Malformed(format!("{what} not found after {MAX_ROUNDS} range requests")))
 }
 
 fn find<R: Read + Seek>(zip: &zip::ZipArchive<R>, select: fn(&str) -> bool) -> Option<usize> {

@@ -14,6 +14,7 @@
 //!   as soon as a packument naming it has arrived ([`prefetch`]), not level by level.
 
 pub mod layout;
+mod lenient;
 pub mod packument;
 pub mod prefetch;
 

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use nodejs_semver::{Range, Version};
-use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde::Deserialize;
+
+use super::lenient::{bundled, peer_meta, string_list, string_map, truthy};
 
 use crate::Platform;
 use crate::lockfile::Checksum;
@@ -257,53 +258,10 @@ pub fn pick<'p>(packument: &'p Packument, spec: &Spec) -> Option<&'p Manifest> {
         .map(|(_, m)| m)
 }
 
-fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Object(map) => map.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect(),
-        // Ancient packages list dependencies as an array of names.
-        Value::Array(names) => names.into_iter().filter_map(|v| Some((v.as_str()?.to_string(), "*".into()))).collect(),
-        _ => BTreeMap::new(),
-    })
-}
-
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
-        Value::String(s) => vec![s],
-        _ => Vec::new(),
-    })
-}
-
-fn peer_meta<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, bool>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Object(map) => {
-            map.into_iter().map(|(k, v)| (k, v.get("optional").and_then(Value::as_bool).unwrap_or(false))).collect()
-        }
-        _ => BTreeMap::new(),
-    })
-}
-
-fn bundled<'de, D: Deserializer<'de>>(d: D) -> Result<Bundled, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(true) => Bundled::All,
-        Value::Array(items) => {
-            Bundled::Some(items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        }
-        _ => Bundled::None,
-    })
-}
-
-fn truthy<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Bool(b) => b,
-        Value::String(s) => !s.is_empty(),
-        Value::Null => false,
-        _ => true,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn manifest(json: Value) -> Manifest {
