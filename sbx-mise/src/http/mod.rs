@@ -68,7 +68,7 @@ impl Default for HttpOptions {
         Self {
             cache_dir: None,
             offline: false,
-            max_concurrent: 32,
+            max_concurrent: 64,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
