@@ -7,16 +7,23 @@
 //! * Closure: [`Resolver`] per platform (markers evaluated for that platform, the best wheel
 //!   for its tags); the per-platform pins are merged: the same wheel on every platform is one
 //!   entry with `platforms = []`, platform-specific wheels list their platforms.
-//! * Metadata comes from PyPI's JSON API, fetched concurrently ([`CONCURRENCY`] at a time).
+//! * Metadata comes from PyPI's JSON API, fetched concurrently ([`CONCURRENCY`] at a time),
+//!   round by round as the resolver asks. Meanwhile the projects that the newest release of
+//!   each project already known requires on the target are requested on a guess (an older
+//!   release usually requires the same), so the round that asks for them finds them fetched;
+//!   the guess only warms the HTTP client, the resolver sees the same data either way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use futures::future::{self, Either};
+use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use pep508_rs::pep440_rs::Version;
+use pep508_rs::{Requirement, VerbatimUrl};
 
-use super::pypi::project::{Project, fetch_project, fetch_requires, project_url};
+use super::pypi::project::{Project, fetch_project, fetch_requires, normalize, project_url};
 use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store};
 use super::pypi::target::{DEFAULT_PYTHON, Target};
 use super::{Backend, ResolveContext, ResolveError, matching};
@@ -107,13 +114,64 @@ pub async fn resolve_for(
     target: &Target,
 ) -> Result<Vec<Pinned>, ResolveError> {
     let mut resolver = Resolver::default();
+    let mut guessed = Guessed::default();
+    let mut warming = FuturesUnordered::new();
     loop {
-        match resolver.resolve(store, &tool.name, version, target) {
+        for name in likely_needed(store, target, &mut guessed) {
+            let url = project_url(&ctx.upstreams.pypi, &name);
+            warming.push(async move {
+                let _ = ctx.fetch.get(&url).await;
+            });
+        }
+        let needs = match resolver.resolve(store, &tool.name, version, target) {
             Ok(pinned) => return Ok(pinned),
-            Err(Failure::Missing(needs)) => fetch_needs(ctx, store, needs).await?,
+            Err(Failure::Missing(needs)) => needs,
             Err(f) => return Err(failure(ctx, tool, version, target, f)),
+        };
+        let mut round = std::pin::pin!(fetch_needs(ctx, store, needs));
+        loop {
+            if warming.is_empty() {
+                round.await?;
+                break;
+            }
+            if let Either::Left((result, _)) = future::select(round.as_mut(), warming.next()).await {
+                result?;
+                break;
+            }
         }
     }
+}
+
+/// What [`likely_needed`] has looked at and named so far.
+#[derive(Default)]
+struct Guessed {
+    /// Projects whose requirements were read.
+    read: BTreeSet<String>,
+    /// Projects named.
+    named: BTreeSet<String>,
+}
+
+/// Projects not fetched yet that the newest release of a project in `store` requires on
+/// `target` (markers evaluated, no extras), each named once over the calls sharing `guessed`.
+fn likely_needed(store: &Store, target: &Target, guessed: &mut Guessed) -> Vec<String> {
+    let mut names = Vec::new();
+    for (project, doc) in &store.projects {
+        if !guessed.read.insert(project.clone()) {
+            continue;
+        }
+        for line in doc.info.requires_dist.iter().flatten() {
+            let Ok(req) = Requirement::<VerbatimUrl>::from_str(line) else { continue };
+            let name = normalize(req.name.as_ref());
+            if req.evaluate_markers(&target.markers, &[])
+                && !store.projects.contains_key(&name)
+                && !store.absent.contains(&name)
+                && guessed.named.insert(name.clone())
+            {
+                names.push(name);
+            }
+        }
+    }
+    names
 }
 
 fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &Target, f: Failure) -> ResolveError {
@@ -264,5 +322,100 @@ mod tests {
         assert_eq!(sel("latest").unwrap(), "2.0");
         assert_eq!(sel("1").unwrap(), "1.9");
         assert!(sel("3").is_err());
+    }
+
+    /// PyPI in memory: project documents only (release documents are 404, as on the mirror
+    /// these machines use, so METADATA comes from the wheels); records what was asked.
+    struct Pypi {
+        projects: BTreeMap<String, serde_json::Value>,
+        wheels: BTreeMap<String, Vec<u8>>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl crate::resolve::Fetch for Pypi {
+        async fn get(&self, url: &str) -> Result<bytes::Bytes, crate::resolve::FetchError> {
+            let path = url.trim_start_matches("http://p/");
+            self.asked.lock().unwrap().push(path.to_string());
+            if path.starts_with("files/") {
+                // A wheel takes a while, as over a network: the guesses are fetched meanwhile.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let name = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json"));
+            let body = match name.and_then(|n| self.projects.get(n)) {
+                Some(doc) => serde_json::to_vec(doc).ok(),
+                None => self.wheels.get(path).cloned(),
+            };
+            body.map(bytes::Bytes::from).ok_or(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })
+        }
+        async fn sha256_of(&self, url: &str) -> Result<(String, u64), crate::resolve::FetchError> {
+            Err(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })
+        }
+    }
+
+    fn wheel(name: &str, version: &str, requires: &[&str]) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        w.start_file(format!("{name}-{version}.dist-info/METADATA"), zip::write::SimpleFileOptions::default()).unwrap();
+        let lines: String = requires.iter().map(|r| format!("Requires-Dist: {r}\n")).collect();
+        write!(w, "Name: {name}\nVersion: {version}\n{lines}\n").unwrap();
+        w.finish().unwrap();
+        buf.into_inner()
+    }
+
+    fn project(name: &str, latest: &str, requires: &[&str], versions: &[&str]) -> (String, serde_json::Value) {
+        let releases: serde_json::Map<String, serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                let file = serde_json::json!({
+                    "filename": format!("{name}-{v}-py3-none-any.whl"),
+                    "url": format!("http://p/files/{name}-{v}-py3-none-any.whl"),
+                    "digests": {"sha256": "ab".repeat(32)},
+                    "size": 100,
+                });
+                (v.to_string(), serde_json::json!([file]))
+            })
+            .collect();
+        let info = serde_json::json!({"name": name, "version": latest, "requires_dist": requires});
+        (name.to_string(), serde_json::json!({"info": info, "releases": releases}))
+    }
+
+    #[tokio::test]
+    async fn projects_the_newest_release_requires_are_fetched_on_a_guess_without_changing_the_lock() {
+        let pypi = Pypi {
+            projects: BTreeMap::from([
+                // The newest tool requires `a`, `b` only with an extra, `c` only on Windows and
+                // `z`, which the locked 1.0 does not require.
+                project(
+                    "tool",
+                    "2.0",
+                    &["a>=1", "b; extra == 'x'", "c; sys_platform == 'win32'", "z"],
+                    &["1.0", "2.0"],
+                ),
+                project("a", "1.0", &[], &["1.0"]),
+                project("z", "1.0", &[], &["1.0"]),
+            ]),
+            wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &["a>=1"]))]),
+            asked: std::sync::Mutex::new(Vec::new()),
+        };
+        let upstreams =
+            crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
+        let runtimes = BTreeMap::new();
+        let platforms = [Platform::LINUX_AMD64];
+        let ctx = ResolveContext { fetch: &pypi, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+        let tool = BackendRef::parse("pipx:tool").unwrap().unwrap();
+        let request = VersionRequest::parse("1.0").unwrap();
+        let locked = PIPX.lock(&ctx, &tool, &request, "1.0").await.unwrap();
+        let pins: Vec<String> = locked.packages.iter().map(|p| format!("{}=={}", p.name, p.version)).collect();
+        assert_eq!(pins, ["a==1.0", "tool==1.0"]);
+        let mut asked = pypi.asked.lock().unwrap().clone();
+        asked.sort();
+        asked.dedup();
+        assert_eq!(
+            asked,
+            ["files/tool-1.0-py3-none-any.whl", "pypi/a/json", "pypi/tool/1.0/json", "pypi/tool/json", "pypi/z/json"],
+            "b (extra) and c (Windows) are not guessed; z is, and is not locked"
+        );
     }
 }
