@@ -243,21 +243,26 @@ impl HttpClient {
                         req = req.header(IF_MODIFIED_SINCE, lm);
                     }
                 }
-                let resp = req.send().await.map_err(|e| transport(url, &e))?;
-                let status = resp.status().as_u16();
-                if status == 304 && cached.is_some() {
-                    return Ok(Got::NotModified);
-                }
-                if matches!(status, 403 | 429)
-                    && resp.headers().get("x-ratelimit-remaining").is_some_and(|v| v.as_bytes() == b"0")
-                {
-                    return Err(AttemptError::Fatal(FetchError::RateLimited { url: url.to_string() }));
-                }
-                check_status(url, status)?;
-                let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-                let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
-                let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
-                Ok(Got::Fresh { body, etag, last_modified })
+                let (url, has_cached) = (url.to_string(), cached.is_some());
+                own_task(async move {
+                    let url = url.as_str();
+                    let resp = req.send().await.map_err(|e| transport(url, &e))?;
+                    let status = resp.status().as_u16();
+                    if status == 304 && has_cached {
+                        return Ok(Got::NotModified);
+                    }
+                    if matches!(status, 403 | 429)
+                        && resp.headers().get("x-ratelimit-remaining").is_some_and(|v| v.as_bytes() == b"0")
+                    {
+                        return Err(AttemptError::Fatal(FetchError::RateLimited { url: url.to_string() }));
+                    }
+                    check_status(url, status)?;
+                    let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
+                    let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
+                    Ok(Got::Fresh { body, etag, last_modified })
+                })
+                .await
             })
             .await?;
         match (got, cached) {
@@ -280,18 +285,23 @@ impl HttpClient {
             return Err(FetchError::Offline { url: url.to_string() });
         }
         let (sha256, size) = self
-            .with_retries(url, || async {
-                let resp = self.request(url).send().await.map_err(|e| transport(url, &e))?;
-                check_status(url, resp.status().as_u16())?;
-                let mut hasher = Sha256::new();
-                let mut size = 0u64;
-                let mut stream = resp.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| transport(url, &e))?;
-                    size += chunk.len() as u64;
-                    hasher.update(&chunk);
-                }
-                Ok((hex::encode(hasher.finalize()), size))
+            .with_retries(url, || {
+                let req = self.request(url);
+                let url = url.to_string();
+                own_task(async move {
+                    let url = url.as_str();
+                    let resp = req.send().await.map_err(|e| transport(url, &e))?;
+                    check_status(url, resp.status().as_u16())?;
+                    let mut hasher = Sha256::new();
+                    let mut size = 0u64;
+                    let mut stream = resp.bytes_stream();
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|e| transport(url, &e))?;
+                        size += chunk.len() as u64;
+                        hasher.update(&chunk);
+                    }
+                    Ok((hex::encode(hasher.finalize()), size))
+                })
             })
             .await?;
         if let Ok(body) = serde_json::to_vec(&DigestRecord { sha256: sha256.clone(), size }) {
@@ -343,26 +353,31 @@ impl HttpClient {
         if self.options.offline {
             return Err(FetchError::Offline { url: url.to_string() });
         }
-        self.with_retries(url, || async {
-            let resp = self.request(url).header(RANGE, range.header()).send().await.map_err(|e| transport(url, &e))?;
-            let status = resp.status().as_u16();
-            check_status(url, status)?;
-            if status != 206 && matches!(range, ByteRange::Prefix(_)) {
-                return Ok(Ranged::Ignored);
-            }
-            if status != 206 {
-                let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
-                return Ok(Ranged::Whole(body));
-            }
-            let content_range = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let Some((start, total)) = content_range.as_deref().and_then(parse_content_range) else {
-                return Err(AttemptError::Fatal(FetchError::Malformed {
-                    url: url.to_string(),
-                    message: format!("a 206 answer with an unusable Content-Range ({content_range:?})"),
-                }));
-            };
-            let bytes = resp.bytes().await.map_err(|e| transport(url, &e))?;
-            Ok(Ranged::Part { start, total, bytes })
+        self.with_retries(url, || {
+            let req = self.request(url).header(RANGE, range.header());
+            let url = url.to_string();
+            own_task(async move {
+                let url = url.as_str();
+                let resp = req.send().await.map_err(|e| transport(url, &e))?;
+                let status = resp.status().as_u16();
+                check_status(url, status)?;
+                if status != 206 && matches!(range, ByteRange::Prefix(_)) {
+                    return Ok(Ranged::Ignored);
+                }
+                if status != 206 {
+                    let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
+                    return Ok(Ranged::Whole(body));
+                }
+                let content_range = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let Some((start, total)) = content_range.as_deref().and_then(parse_content_range) else {
+                    return Err(AttemptError::Fatal(FetchError::Malformed {
+                        url: url.to_string(),
+                        message: format!("a 206 answer with an unusable Content-Range ({content_range:?})"),
+                    }));
+                };
+                let bytes = resp.bytes().await.map_err(|e| transport(url, &e))?;
+                Ok(Ranged::Part { start, total, bytes })
+            })
         })
         .await
     }
@@ -400,6 +415,25 @@ impl HttpClient {
         };
         self.store(key, None, None, metadata.clone()).await;
         Ok(metadata)
+    }
+}
+
+/// Runs one request in a task of its own, so its body keeps arriving while the task that asked
+/// is busy (parsing what came before); an HTTP/2 stream whose reader is not polled stalls once
+/// its flow-control window is full. The task is aborted when the caller stops waiting.
+async fn own_task<T: Send + 'static>(
+    attempt: impl Future<Output = Result<T, AttemptError>> + Send + 'static,
+) -> Result<T, AttemptError> {
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(attempt));
+    match (&mut task.0).await {
+        Ok(result) => result,
+        Err(e) => Err(AttemptError::Retry(format!("the request's task ended: {e}"))),
     }
 }
 

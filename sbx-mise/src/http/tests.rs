@@ -209,3 +209,23 @@ fn mise_durations_parse() {
     assert_eq!(super::parse_duration("soon"), None);
     assert_eq!(super::parse_duration("3h"), None);
 }
+
+#[tokio::test]
+async fn a_request_task_ends_with_its_caller() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let caller = own_task(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        flag.store(true, Ordering::SeqCst);
+        Ok(())
+    });
+    // The caller gives up before the request is done: the task is aborted, not left running.
+    assert!(tokio::time::timeout(Duration::from_millis(5), caller).await.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!finished.load(Ordering::SeqCst));
+    // A task that dies is a retryable failure, not a panic of the caller.
+    let died = own_task::<()>(async { panic!("boom") }).await;
+    assert!(matches!(died, Err(AttemptError::Retry(m)) if m.contains("task")));
+}
