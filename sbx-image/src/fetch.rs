@@ -113,7 +113,7 @@ impl Fetcher {
     }
 }
 
-/// `file://` artifacts (mirrors on disk, air-gapped setups, benchmarks): copied through the
+/// `file://` artifacts (mirrors on disk, air-gapped setups, benchmarks): linked or copied through the
 /// same verification as downloads.
 fn copy_local(
     artifact: &Artifact,
@@ -122,6 +122,20 @@ fn copy_local(
     dest: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
+    // On the same filesystem the file is hard-linked instead of copied, then hashed. The cache
+    // re-hashes an entry on every use, so a later change to the source shows up there as a
+    // damaged entry (fetched again, then refused by its checksum), never as wrong bytes.
+    let file_name = tmp.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let linked = tmp.path().with_file_name(format!(".part-link{}", file_name.trim_start_matches(".part-")));
+    if std::fs::hard_link(source, &linked).is_ok() {
+        let checked = verify_file(&linked, artifact);
+        if let Err(err) = checked {
+            let _ = std::fs::remove_file(&linked);
+            return Err(err);
+        }
+        progress.download_progress(&artifact.url, std::fs::metadata(&linked).map(|m| m.len()).unwrap_or(0));
+        return std::fs::rename(&linked, dest).at(dest);
+    }
     let mut file = std::fs::File::open(source).at(source)?;
     let mut hasher = ContentHasher::for_checksum(&artifact.checksum);
     let mut buf = vec![0u8; 1 << 20];

@@ -119,7 +119,21 @@ async fn file_urls_are_verified_too() {
     let url = format!("file://{}", src.display());
     let cache = Cache::new(dir.path().join("cache"));
     let path = Fetcher::new(cache.clone()).fetch(&artifact(&url, b"mirrored"), &sbx_image::NoProgress).await.unwrap();
-    assert_eq!(std::fs::read(path).unwrap(), b"mirrored");
-    let err = Fetcher::new(cache).fetch(&artifact(&url, b"other!!!"), &sbx_image::NoProgress).await.unwrap_err();
+    assert_eq!(std::fs::read(&path).unwrap(), b"mirrored");
+    // Same filesystem: linked, not copied.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), std::fs::metadata(&src).unwrap().ino());
+    let err =
+        Fetcher::new(cache.clone()).fetch(&artifact(&url, b"other!!!"), &sbx_image::NoProgress).await.unwrap_err();
     assert!(matches!(err, ImageError::ChecksumMismatch { .. }), "{err}");
+    // The source changed in place (so did the linked cache entry): the next fetch sees a
+    // damaged entry and refuses the new bytes instead of using them.
+    std::fs::write(&src, b"tampered").unwrap();
+    let rec = Recorder::default();
+    let err = Fetcher::new(cache).fetch(&artifact(&url, b"mirrored"), &rec).await.unwrap_err();
+    assert!(matches!(err, ImageError::ChecksumMismatch { .. }), "{err}");
+    assert!(rec.warnings.lock().unwrap().iter().any(|w| w.contains("damaged")));
+    let leftovers: Vec<_> =
+        std::fs::read_dir(path.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
 }
