@@ -234,8 +234,10 @@ async fn a_server_that_ignores_ranges_costs_one_full_download() {
     let cache = tempfile::tempdir().unwrap();
     let got = client(cache.path(), false).wheel_metadata(&url).await.unwrap();
     assert_eq!(&got[..], METADATA);
-    // The tail's answer is the whole file; the head's is dropped unread.
-    assert_eq!(server.statuses("/demo-1.0-py3-none-any.whl"), [200, 200]);
+    // The tail's answer is the whole file; the head's is dropped unread (or, when the tail
+    // already answered, the head request is cancelled before the server sees it).
+    let statuses = server.statuses("/demo-1.0-py3-none-any.whl");
+    assert!(matches!(statuses.as_slice(), [200] | [200, 200]), "{statuses:?}");
     assert_eq!(&client(cache.path(), true).wheel_metadata(&url).await.unwrap()[..], METADATA);
 
     // Not a wheel: a clear error naming the URL.
