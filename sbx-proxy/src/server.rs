@@ -183,11 +183,9 @@ impl Proxy {
             None => None,
         };
         let tcp = match options.tcp_addr {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| ProxyError::Listen { address: addr.to_string(), source })?,
-            ),
+            Some(addr) => {
+                Some(bind_tcp(addr).map_err(|source| ProxyError::Listen { address: addr.to_string(), source })?)
+            }
             None => None,
         };
         let tcp_addr = match &tcp {
@@ -218,6 +216,16 @@ impl Proxy {
             task,
         })
     }
+}
+
+/// A TCP listener with a deep accept queue (4096, capped by `net.core.somaxconn`): a burst of
+/// connections beyond tokio's default of 1024 made the kernel fall back to SYN cookies, and some
+/// of those connections were reset once data flowed.
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn bind_unix(path: &Path) -> Result<UnixListener, ProxyError> {

@@ -122,7 +122,12 @@ pub async fn https_origin(ca: &TestCa) -> (SocketAddr, Seen) {
 
 /// A raw TCP echo server.
 pub async fn echo_origin() -> SocketAddr {
-    let listener = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    // A deep accept queue: the load test opens 1,000 tunnels at once, and with tokio's default
+    // backlog (1024) the kernel fell back to SYN cookies and some upstream connections were
+    // reset mid-tunnel (seen as "Connection reset by peer" in the proxy's audit log).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(LOOPBACK, 0)).unwrap();
+    let listener = socket.listen(4096).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
