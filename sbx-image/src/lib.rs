@@ -25,6 +25,7 @@ pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod fetch;
+pub mod file_range;
 pub mod install;
 pub mod layer;
 pub mod layout_gc;
