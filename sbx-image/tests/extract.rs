@@ -288,6 +288,12 @@ fn a_layer_read_from_the_archive_equals_the_layer_of_the_extracted_tree() {
         let (_, streamed) = layer_from_tree(archive, kind, Strip::Auto, dir.path());
         assert_eq!(streamed, disk, "{kind:?}");
     }
+    // A single binary of a core tool (stripped archives) still lands at bin/<name>.
+    let (tree, _) = layer_from_tree(&binary, ArchiveKind::Binary, Strip::One, dir.path());
+    assert!(tree.is_dir("opt/tool/1.0/bin"), "{:?}", tree.entries().keys().collect::<Vec<_>>());
+    let one_dir = dir.path().join("binary-strip-one");
+    extract(&binary, ArchiveKind::Binary, &one_dir, Strip::One, "tool").unwrap();
+    assert!(one_dir.join("bin/tool").is_file());
 }
 
 #[test]

@@ -149,8 +149,12 @@ fn bad(archive: &Path) -> impl Fn(std::io::Error) -> ImageError + '_ {
     move |e| ImageError::Archive { archive: archive.to_path_buf(), message: e.to_string() }
 }
 
-/// Whether to strip the first component; an auto-stripped tar is decided from its names.
+/// Whether to strip the first component; an auto-stripped tar is decided from its names, and a
+/// single binary has no path to strip (it always goes to `bin/<name>`).
 fn strips(archive: &Path, kind: ArchiveKind, strip: Strip) -> Result<bool> {
+    if kind == ArchiveKind::Binary {
+        return Ok(false);
+    }
     Ok(match strip {
         Strip::None => false,
         Strip::One => true,
