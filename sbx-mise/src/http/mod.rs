@@ -40,6 +40,7 @@ pub use cache::Cache;
 pub use retry::RetryPolicy;
 
 use self::lazy_zip::{ByteRange, LazyError, Ranged};
+use crate::resolve::documents::Documents;
 use crate::resolve::{Fetch, FetchError, Upstreams, WHEEL_METADATA};
 
 /// How an [`HttpClient`] behaves. [`HttpOptions::default`] suits interactive use.
@@ -142,6 +143,7 @@ pub struct HttpClient {
     bodies: Memo<Bytes>,
     digests: Memo<(String, u64)>,
     metadata: Memo<Bytes>,
+    documents: Documents,
 }
 
 /// Per-URL results of this client, shared by concurrent callers.
@@ -178,6 +180,7 @@ impl HttpClient {
             bodies: Mutex::default(),
             digests: Mutex::default(),
             metadata: Mutex::default(),
+            documents: Documents::default(),
         })
     }
 
@@ -501,6 +504,10 @@ impl Fetch for HttpClient {
     async fn wheel_metadata(&self, url: &str) -> Result<Bytes, FetchError> {
         let cell = cell(&self.metadata, url);
         cell.get_or_try_init(|| self.wheel_metadata_uncached(url)).await.cloned()
+    }
+
+    fn documents(&self) -> Option<&Documents> {
+        Some(&self.documents)
     }
 }
 

@@ -6,6 +6,7 @@
 //! to a loopback fixture server; only the base URLs in [`Upstreams`] differ.
 
 pub mod cargo;
+pub mod documents;
 pub mod github;
 pub mod go;
 pub mod matching;
@@ -186,6 +187,11 @@ pub trait Fetch: Send + Sync {
         crate::http::lazy_zip::member_in(&wheel, crate::http::lazy_zip::is_wheel_metadata, WHEEL_METADATA)
             .map(bytes::Bytes::from)
             .map_err(|message| FetchError::Malformed { url: url.to_string(), message })
+    }
+    /// Where parsed documents are shared for this run ([`documents::parsed`]); `None` (the
+    /// default) parses on every call.
+    fn documents(&self) -> Option<&documents::Documents> {
+        None
     }
 }
 

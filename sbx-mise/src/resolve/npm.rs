@@ -19,13 +19,14 @@ pub mod packument;
 pub mod prefetch;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 
 use self::layout::{LayoutError, PackumentStore, Placed};
 use self::packument::Packument;
-use super::{Backend, FetchError, ResolveContext, ResolveError, matching};
+use super::{Backend, FetchError, ResolveContext, ResolveError, documents, matching};
 use crate::lockfile::{Artifact, LockedPackage, LockedTool};
 use crate::{BackendRef, Platform, VersionRequest};
 
@@ -45,17 +46,22 @@ pub fn packument_url(registry: &str, name: &str) -> String {
 }
 
 /// Fetches and parses one packument; `None` when the registry has no such package (404).
-pub async fn fetch_packument(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Packument>, ResolveError> {
+/// Parsed once per run and shared ([`documents::parsed`]).
+pub async fn fetch_packument(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Arc<Packument>>, ResolveError> {
     let url = packument_url(&ctx.upstreams.npm, name);
     let body = match ctx.fetch.get(&url).await {
         Ok(body) => body,
         Err(FetchError::Status { status: 404, .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut doc: Packument = serde_json::from_slice(&body)
-        .map_err(|e| ResolveError::Malformed { url: url.clone(), message: format!("not a packument: {e}") })?;
-    packument::add_script_installed_platform_packages(&mut doc);
-    Ok(Some(doc))
+    let source = url.clone();
+    let doc = documents::parsed(ctx.fetch, &url, body, move |body| {
+        let mut doc: Packument = serde_json::from_slice(body)
+            .map_err(|e| ResolveError::Malformed { url: source, message: format!("not a packument: {e}") })?;
+        packument::add_script_installed_platform_packages(&mut doc);
+        Ok::<_, ResolveError>(doc)
+    });
+    Ok(Some(doc.await?))
 }
 
 /// Adds the packuments of `names` to `store`, fetching concurrently.
@@ -64,7 +70,7 @@ pub async fn fill(
     store: &mut PackumentStore,
     names: BTreeSet<String>,
 ) -> Result<(), ResolveError> {
-    let fetched: Vec<(String, Option<Packument>)> = futures::stream::iter(names)
+    let fetched: Vec<(String, Option<Arc<Packument>>)> = futures::stream::iter(names)
         .map(|name| async move { fetch_packument(ctx, &name).await.map(|doc| (name, doc)) })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
@@ -82,7 +88,7 @@ pub async fn fill(
     Ok(())
 }
 
-async fn root_packument(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Packument, ResolveError> {
+async fn root_packument(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Arc<Packument>, ResolveError> {
     fetch_packument(ctx, &tool.name).await?.ok_or_else(|| ResolveError::NoMatch {
         tool: tool.to_string(),
         request: format!("any version ({} has no package `{}`; check the name)", ctx.upstreams.npm, tool.name),
@@ -219,7 +225,7 @@ pub fn merge(trees: Vec<(Platform, Vec<Placed>)>) -> Vec<(Placed, Vec<Platform>)
 #[async_trait]
 impl Backend for NpmBackend {
     async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError> {
-        Ok(sorted_versions(&root_packument(ctx, tool).await?))
+        Ok(sorted_versions(&*root_packument(ctx, tool).await?))
     }
 
     async fn resolve(
@@ -239,7 +245,7 @@ impl Backend for NpmBackend {
             }
         };
         let (doc, ()) = futures::join!(root_packument(ctx, tool), warm);
-        select(tool, &doc?, request)
+        select(tool, &*doc?, request)
     }
 
     async fn lock(

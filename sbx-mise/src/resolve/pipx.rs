@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::{self, Either};
@@ -45,7 +46,7 @@ pub fn python_version(ctx: &ResolveContext<'_>) -> String {
     ctx.runtimes.get("python").cloned().unwrap_or_else(|| DEFAULT_PYTHON.to_string())
 }
 
-async fn root_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Project, ResolveError> {
+async fn root_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Arc<Project>, ResolveError> {
     fetch_project(ctx, &tool.name).await?.ok_or_else(|| ResolveError::NoMatch {
         tool: tool.to_string(),
         request: format!("any version ({} has no project `{}`; check the name)", ctx.upstreams.pypi, tool.name),
@@ -73,7 +74,7 @@ pub fn select(tool: &BackendRef, project: &Project, request: &VersionRequest) ->
 
 async fn fetch_needs(ctx: &ResolveContext<'_>, store: &mut Store, needs: BTreeSet<Need>) -> Result<(), ResolveError> {
     enum Got {
-        Project(String, Option<Project>),
+        Project(String, Option<Arc<Project>>),
         Requires(String, String, Vec<String>),
     }
     let got: Vec<Got> = futures::stream::iter(needs)
@@ -240,7 +241,7 @@ pub fn merge(pins: Vec<(Platform, Vec<Pinned>)>) -> Vec<LockedPackage> {
 #[async_trait]
 impl Backend for PipxBackend {
     async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError> {
-        Ok(sorted_versions(&root_project(ctx, tool).await?))
+        Ok(sorted_versions(&*root_project(ctx, tool).await?))
     }
 
     async fn resolve(
@@ -249,7 +250,7 @@ impl Backend for PipxBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        select(tool, &root_project(ctx, tool).await?, request)
+        select(tool, &*root_project(ctx, tool).await?, request)
     }
 
     async fn lock(

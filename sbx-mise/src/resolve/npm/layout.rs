@@ -18,6 +18,7 @@
 //! once and runs the layout again (one round per tree depth).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use super::packument::{self, Dist, Manifest, Packument, Spec, installs_on, parse_spec, pick};
 use crate::Platform;
@@ -26,7 +27,7 @@ use crate::Platform;
 #[derive(Debug, Default)]
 pub struct PackumentStore {
     /// Name → document.
-    pub found: BTreeMap<String, Packument>,
+    pub found: BTreeMap<String, Arc<Packument>>,
     /// Names the registry does not have (404).
     pub absent: BTreeSet<String>,
 }

@@ -16,7 +16,7 @@ fn store(entries: &[(&str, &str, Value)]) -> PackumentStore {
         doc["versions"][*version] = manifest;
         doc["dist-tags"] = json!({"latest": version});
     }
-    let found = docs.into_iter().map(|(k, v)| (k, serde_json::from_value(v).unwrap())).collect();
+    let found = docs.into_iter().map(|(k, v)| (k, std::sync::Arc::new(serde_json::from_value(v).unwrap()))).collect();
     PackumentStore { found, absent: BTreeSet::new() }
 }
 

@@ -13,6 +13,7 @@
 //! packuments, never on the order they arrived in or on what was fetched besides.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -46,7 +47,7 @@ pub async fn warm(ctx: &ResolveContext<'_>, root: &str, version: &str) {
 }
 
 enum Arrived {
-    Packument(String, Result<Option<Packument>, ResolveError>),
+    Packument(String, Result<Option<Arc<Packument>>, ResolveError>),
     Root(Option<Manifest>),
 }
 

@@ -9,12 +9,13 @@
 //! no extra round trip; the release document wins whenever it exists.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::future::{Either, select};
 use serde::Deserialize;
 
 use crate::http::lazy_zip;
-use crate::resolve::{FetchError, ResolveContext, ResolveError, WHEEL_METADATA};
+use crate::resolve::{FetchError, ResolveContext, ResolveError, WHEEL_METADATA, documents};
 
 /// PEP 503 normalised project name (`Foo_Bar.baz` → `foo-bar-baz`).
 pub fn normalize(name: &str) -> String {
@@ -93,21 +94,26 @@ pub fn project_url(pypi: &str, name: &str) -> String {
 }
 
 /// Fetches a project; `None` when PyPI has no such project (404). File URLs are made absolute.
-pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Project>, ResolveError> {
+/// Parsed once per run and shared ([`documents::parsed`]).
+pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Arc<Project>>, ResolveError> {
     let url = project_url(&ctx.upstreams.pypi, name);
     let body = match ctx.fetch.get(&url).await {
         Ok(b) => b,
         Err(FetchError::Status { status: 404, .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let malformed = |message: String| ResolveError::Malformed { url: url.clone(), message };
-    let mut project: Project =
-        serde_json::from_slice(&body).map_err(|e| malformed(format!("not a PyPI project document: {e}")))?;
-    let mut base = Joiner::new(&url).map_err(|e| malformed(e.to_string()))?;
-    for file in project.releases.values_mut().flatten() {
-        file.url = base.join(&file.url).map_err(|e| malformed(format!("bad file URL {}: {e}", file.url)))?;
-    }
-    Ok(Some(project))
+    let source = url.clone();
+    let project = documents::parsed(ctx.fetch, &url, body, move |body| {
+        let malformed = |message: String| ResolveError::Malformed { url: source.clone(), message };
+        let mut project: Project =
+            serde_json::from_slice(body).map_err(|e| malformed(format!("not a PyPI project document: {e}")))?;
+        let mut base = Joiner::new(&source).map_err(|e| malformed(e.to_string()))?;
+        for file in project.releases.values_mut().flatten() {
+            file.url = base.join(&file.url).map_err(|e| malformed(format!("bad file URL {}: {e}", file.url)))?;
+        }
+        Ok::<_, ResolveError>(project)
+    });
+    Ok(Some(project.await?))
 }
 
 /// Makes a project document's file URLs absolute, as `url::Url::join` does. A project like

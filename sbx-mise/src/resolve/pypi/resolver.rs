@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, Requirement, VerbatimUrl, VersionOrUrl};
@@ -31,7 +32,7 @@ pub const MAX_RESTARTS: usize = 64;
 #[derive(Debug, Default)]
 pub struct Store {
     /// Normalised name → project.
-    pub projects: BTreeMap<String, Project>,
+    pub projects: BTreeMap<String, Arc<Project>>,
     /// Names PyPI does not know (404).
     pub absent: BTreeSet<String>,
     /// `(name, version)` → `Requires-Dist`, for releases other than the newest.

@@ -37,7 +37,7 @@ fn store(projects: Vec<(&str, Vec<Release<'_>>)>, with_old_metadata: bool) -> St
         if with_old_metadata {
             s.requires.extend(requires);
         }
-        s.projects.insert(normalize(name), p);
+        s.projects.insert(normalize(name), std::sync::Arc::new(p));
     }
     s
 }
