@@ -22,14 +22,17 @@ use super::Fetch;
 /// parse than the hand-over.
 const PARSE_ON_BLOCKING_THREAD: usize = 64 * 1024;
 
+/// One parsed document, of whatever type its reader parsed it into.
+type Shared = Arc<dyn Any + Send + Sync>;
+
 /// Parsed documents by URL, for the lifetime of one HTTP client (one run).
 #[derive(Default)]
 pub struct Documents {
-    cells: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Any + Send + Sync>>>>>,
+    cells: Mutex<HashMap<String, Arc<OnceCell<Shared>>>>,
 }
 
 impl Documents {
-    fn cell(&self, url: &str) -> Arc<OnceCell<Arc<dyn Any + Send + Sync>>> {
+    fn cell(&self, url: &str) -> Arc<OnceCell<Shared>> {
         let mut cells = match self.cells.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -54,7 +57,7 @@ where
     let shared = cell
         .get_or_try_init(|| {
             let (body, parse) = (body.clone(), parse.clone());
-            async move { parse_off_task(body, parse).await.map(|doc| Arc::new(doc) as Arc<dyn Any + Send + Sync>) }
+            async move { parse_off_task(body, parse).await.map(|doc| Arc::new(doc) as Shared) }
         })
         .await?;
     match shared.clone().downcast::<T>() {
