@@ -16,11 +16,15 @@
 //!   back and a `304 Not Modified` is answered from the cache.
 //! * Within one client, a URL is fetched at most once (concurrent callers share the request).
 //! * [`HttpOptions::offline`] answers only from the cache.
+//! * `https://` hosts are asked over HTTP/2 from the first byte, so a burst of requests shares
+//!   one connection per host; a host that speaks only HTTP/1.1 is asked again negotiated
+//!   ([`protocol`]).
 //! * A wheel's METADATA is read with range requests ([`lazy_zip`]); partial bodies are never
 //!   stored as the URL's body, only the METADATA found, under its own key.
 
 pub mod cache;
 pub mod lazy_zip;
+pub mod protocol;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -37,6 +41,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
 pub use cache::Cache;
+pub use protocol::{Protocols, Route};
 pub use retry::RetryPolicy;
 
 use self::lazy_zip::{ByteRange, LazyError, Ranged};
@@ -136,7 +141,11 @@ pub struct HttpInitError(String);
 
 /// Cached, retrying, concurrency-bounded HTTP access. Cheap to share behind an `Arc`.
 pub struct HttpClient {
-    client: reqwest::Client,
+    /// ALPN-negotiated: HTTP/2 or HTTP/1.1, and plain `http://`.
+    negotiated: reqwest::Client,
+    /// HTTP/2 from the first byte: one shared connection per host ([`protocol`]).
+    http2: reqwest::Client,
+    protocols: Protocols,
     cache: Cache,
     options: HttpOptions,
     permits: Semaphore,
@@ -151,7 +160,10 @@ type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<T>>>>;
 
 /// One attempt's failure: worth another try, or final.
 enum AttemptError {
+    /// An answer worth asking again for (5xx, 429), or the request's task died.
     Retry(String),
+    /// No answer, worth another try (timeout, refused or reset connection, cut body).
+    NoAnswer(String),
     Fatal(FetchError),
 }
 
@@ -164,16 +176,20 @@ enum Got {
 impl HttpClient {
     /// Builds a client; no network access happens here.
     pub fn new(options: HttpOptions) -> Result<Self, HttpInitError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sbx/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .build()
-            .map_err(|e| HttpInitError(e.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("sbx/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(options.connect_timeout)
+                .read_timeout(options.read_timeout)
+        };
+        let negotiated = builder().build().map_err(|e| HttpInitError(e.to_string()))?;
+        let http2 = builder().http2_prior_knowledge().build().map_err(|e| HttpInitError(e.to_string()))?;
         let cache = Cache::new(options.cache_dir.clone().unwrap_or_else(default_cache_dir));
         let permits = Semaphore::new(options.max_concurrent.max(1));
         Ok(Self {
-            client,
+            negotiated,
+            http2,
+            protocols: Protocols::default(),
             cache,
             options,
             permits,
@@ -189,8 +205,15 @@ impl HttpClient {
         &self.cache
     }
 
-    fn request(&self, url: &str) -> reqwest::RequestBuilder {
-        self.authorized(self.client.get(url), url)
+    fn client(&self, route: Route) -> &reqwest::Client {
+        match route {
+            Route::TryHttp2 | Route::Http2 => &self.http2,
+            Route::Negotiated => &self.negotiated,
+        }
+    }
+
+    fn request(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        self.authorized(client.get(url), url)
     }
 
     fn authorized(&self, mut req: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
@@ -201,31 +224,54 @@ impl HttpClient {
         req
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the retry policy is exhausted.
+    /// Runs `attempt` with the client `url`'s host is asked with ([`protocol`]) until it
+    /// succeeds, fails for good, or the retry policy is exhausted. A host's failed first
+    /// contact over HTTP/2 is asked again at once, negotiated, without counting an attempt.
     async fn with_retries<T, F, Fut>(&self, url: &str, mut attempt: F) -> Result<T, FetchError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(&reqwest::Client) -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
     {
         let attempts = self.options.retry.attempts();
         let mut last = String::new();
-        for n in 0..attempts {
+        let mut n = 0;
+        while n < attempts {
+            let route = self.protocols.route(url);
             let outcome = {
                 let _permit = self
                     .permits
                     .acquire()
                     .await
                     .map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
-                attempt().await
+                attempt(self.client(route)).await
             };
             match outcome {
-                Ok(v) => return Ok(v),
-                Err(AttemptError::Fatal(e)) => return Err(e),
+                Ok(v) => {
+                    self.protocols.answered(url, route);
+                    return Ok(v);
+                }
+                Err(AttemptError::Fatal(e @ FetchError::Transport { .. })) => {
+                    if self.protocols.unanswered(url, route) {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(AttemptError::Fatal(e)) => {
+                    self.protocols.answered(url, route);
+                    return Err(e);
+                }
+                Err(AttemptError::NoAnswer(why)) => {
+                    if self.protocols.unanswered(url, route) {
+                        continue;
+                    }
+                    last = why;
+                }
                 Err(AttemptError::Retry(why)) => last = why,
             }
             if n + 1 < attempts {
                 tokio::time::sleep(self.options.retry.delay(n)).await;
             }
+            n += 1;
         }
         Err(FetchError::GaveUp { url: url.to_string(), attempts, last })
     }
@@ -236,8 +282,8 @@ impl HttpClient {
             return cached.map(|e| e.body).ok_or_else(|| FetchError::Offline { url: url.to_string() });
         }
         let got = self
-            .with_retries(url, || async {
-                let mut req = self.request(url);
+            .with_retries(url, |client| {
+                let mut req = self.request(client, url);
                 if let Some(entry) = &cached {
                     if let Some(etag) = &entry.meta.etag {
                         req = req.header(IF_NONE_MATCH, etag);
@@ -265,7 +311,6 @@ impl HttpClient {
                     let body = resp.bytes().await.map_err(|e| transport(url, &e))?;
                     Ok(Got::Fresh { body, etag, last_modified })
                 })
-                .await
             })
             .await?;
         match (got, cached) {
@@ -288,8 +333,8 @@ impl HttpClient {
             return Err(FetchError::Offline { url: url.to_string() });
         }
         let (sha256, size) = self
-            .with_retries(url, || {
-                let req = self.request(url);
+            .with_retries(url, |client| {
+                let req = self.request(client, url);
                 let url = url.to_string();
                 own_task(async move {
                     let url = url.as_str();
@@ -324,14 +369,17 @@ impl HttpClient {
             return Err(FetchError::Offline { url: url.to_string() });
         }
         let size = self
-            .with_retries(url, || async {
-                let resp = self.authorized(self.client.head(url), url).send().await.map_err(|e| transport(url, &e))?;
-                check_status(url, resp.status().as_u16())?;
-                Ok(resp
-                    .headers()
-                    .get(reqwest::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok()))
+            .with_retries(url, |client| {
+                let req = self.authorized(client.head(url), url);
+                async move {
+                    let resp = req.send().await.map_err(|e| transport(url, &e))?;
+                    check_status(url, resp.status().as_u16())?;
+                    Ok(resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok()))
+                }
             })
             .await?;
         if let Some(size) = size
@@ -356,8 +404,8 @@ impl HttpClient {
         if self.options.offline {
             return Err(FetchError::Offline { url: url.to_string() });
         }
-        self.with_retries(url, || {
-            let req = self.request(url).header(RANGE, range.header());
+        self.with_retries(url, |client| {
+            let req = self.request(client, url).header(RANGE, range.header());
             let url = url.to_string();
             own_task(async move {
                 let url = url.as_str();
@@ -460,7 +508,7 @@ struct DigestRecord {
 fn transport(url: &str, e: &reqwest::Error) -> AttemptError {
     let message = retry::describe(e);
     if retry::retryable_error(e) {
-        AttemptError::Retry(message)
+        AttemptError::NoAnswer(message)
     } else {
         AttemptError::Fatal(FetchError::Transport { url: url.to_string(), message })
     }
