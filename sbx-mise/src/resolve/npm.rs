@@ -234,18 +234,16 @@ impl Backend for NpmBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        // An exact version is very likely the one locked next: its closure is fetched while the
-        // packument downloads (see [`prefetch::warm`]).
-        let warm = async {
-            if let VersionRequest::Version(v) = request
-                && v.split('.').count() == 3
-                && nodejs_semver::Version::parse(v).is_ok()
-            {
-                prefetch::warm(ctx, &tool.name, v).await;
-            }
-        };
-        let (doc, ()) = futures::join!(root_packument(ctx, tool), warm);
-        select(tool, &*doc?, request)
+        // An exact version is settled by its version document, a few kilobytes; the whole
+        // packument (eslint's is 1.7 MB) is read only for ranges, tags and `latest`.
+        if let VersionRequest::Version(v) = request
+            && v.split('.').count() == 3
+            && nodejs_semver::Version::parse(v).is_ok()
+            && prefetch::fetch_manifest(ctx, &tool.name, v).await.is_some()
+        {
+            return Ok(v.clone());
+        }
+        select(tool, &*root_packument(ctx, tool).await?, request)
     }
 
     async fn lock(

@@ -30,6 +30,18 @@ pub struct PackumentStore {
     pub found: BTreeMap<String, Arc<Packument>>,
     /// Names the registry does not have (404).
     pub absent: BTreeSet<String>,
+    /// Documents holding only the versions fetched one by one (`GET <registry>/<name>/<version>`,
+    /// the tool's own version): enough to place those versions and to check ranges against
+    /// them, not to pick among all versions. Where the layout must pick, it asks for the whole
+    /// packument ([`LayoutError::Missing`]), which then takes precedence.
+    pub partial: BTreeMap<String, Arc<Packument>>,
+}
+
+impl PackumentStore {
+    /// The whole packument of `name`, or else its partial document.
+    fn any(&self, name: &str) -> Option<&Arc<Packument>> {
+        self.found.get(name).or_else(|| self.partial.get(name))
+    }
 }
 
 /// One package in the tree.
@@ -120,7 +132,7 @@ pub fn layout(
     version: &str,
     platform: Platform,
 ) -> Result<Vec<Placed>, LayoutError> {
-    let Some(root_doc) = store.found.get(name) else {
+    let Some(root_doc) = store.any(name) else {
         return Err(LayoutError::Missing(BTreeSet::from([name.to_string()])));
     };
     let Some(root) = root_doc.versions.get(version) else {
@@ -250,8 +262,7 @@ impl Tree<'_> {
     }
 
     fn satisfied_by(&self, edge: &Edge, real: &str, version: &str) -> bool {
-        edge.real == real
-            && self.store.found.get(real).is_some_and(|doc| packument::satisfies(doc, &edge.spec, version))
+        edge.real == real && self.store.any(real).is_some_and(|doc| packument::satisfies(doc, &edge.spec, version))
     }
 
     /// Resolves one edge of node `id`; returns the node it placed, if any.

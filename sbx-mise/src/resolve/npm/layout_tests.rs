@@ -17,7 +17,7 @@ fn store(entries: &[(&str, &str, Value)]) -> PackumentStore {
         doc["dist-tags"] = json!({"latest": version});
     }
     let found = docs.into_iter().map(|(k, v)| (k, std::sync::Arc::new(serde_json::from_value(v).unwrap()))).collect();
-    PackumentStore { found, absent: BTreeSet::new() }
+    PackumentStore { found, ..PackumentStore::default() }
 }
 
 fn locations(placed: &[Placed]) -> Vec<String> {
@@ -161,4 +161,54 @@ fn reports_missing_and_errors() {
     assert!(matches!(layout(&s, "tool", "1.0.0", Platform::LINUX_AMD64), Err(LayoutError::Unsupported { .. })));
     let s = store(&[("tool", "1.0.0", json!({"dependencies": {"a": "1"}})), ("a", "1.0.0", json!({"os": ["darwin"]}))]);
     assert!(matches!(layout(&s, "tool", "1.0.0", Platform::LINUX_AMD64), Err(LayoutError::Platform { .. })));
+}
+
+#[test]
+fn a_partial_tool_document_places_the_tool_and_asks_for_the_whole_packument_only_to_pick() {
+    let full = store(&[
+        ("tool", "1.0.0", json!({"dependencies": {"plugin": "^1.0.0", "helper": "^1.0.0"}})),
+        ("tool", "2.0.0", json!({})),
+        // A peer back on the tool that the tool's own version satisfies: no pick needed.
+        ("helper", "1.0.0", json!({"peerDependencies": {"tool": "^1.0.0"}})),
+        // A dependency on another version of the tool: that needs the whole packument.
+        ("plugin", "1.0.0", json!({"dependencies": {"tool": "^2.0.0"}})),
+    ]);
+    let expected = layout(&full, "tool", "1.0.0", Platform::LINUX_AMD64).unwrap();
+    assert!(
+        locations(&expected).contains(&"node_modules/tool/node_modules/plugin/node_modules/tool 2.0.0".to_string())
+    );
+
+    // Only the tool's version document: placed from it, until the plugin's edge must pick.
+    let mut s = full_but_partial(&full, "tool", "1.0.0");
+    assert_eq!(
+        layout(&s, "tool", "1.0.0", Platform::LINUX_AMD64),
+        Err(LayoutError::Missing(BTreeSet::from(["tool".to_string()])))
+    );
+    // The whole packument, once fetched, takes precedence: the same tree as with it from the start.
+    s.found.insert("tool".into(), full.found["tool"].clone());
+    assert_eq!(layout(&s, "tool", "1.0.0", Platform::LINUX_AMD64).unwrap(), expected);
+
+    // Without the plugin, the version document is all the layout needs.
+    let mut s = full_but_partial(&full, "tool", "1.0.0");
+    let mut tool = (*s.partial["tool"]).clone();
+    tool.versions.get_mut("1.0.0").unwrap().dependencies.remove("plugin");
+    s.partial.insert("tool".into(), std::sync::Arc::new(tool));
+    let placed = layout(&s, "tool", "1.0.0", Platform::LINUX_AMD64).unwrap();
+    assert_eq!(locations(&placed), ["node_modules/tool 1.0.0", "node_modules/tool/node_modules/helper 1.0.0"]);
+}
+
+/// `full` with `name` known only by the document of `version`.
+fn full_but_partial(full: &PackumentStore, name: &str, version: &str) -> PackumentStore {
+    let mut found = full.found.clone();
+    let whole = found.remove(name).unwrap();
+    let doc = Packument {
+        name: name.to_string(),
+        versions: BTreeMap::from([(version.to_string(), whole.versions[version].clone())]),
+        ..Packument::default()
+    };
+    PackumentStore {
+        found,
+        partial: BTreeMap::from([(name.to_string(), std::sync::Arc::new(doc))]),
+        ..PackumentStore::default()
+    }
 }

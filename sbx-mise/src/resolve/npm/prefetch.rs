@@ -25,39 +25,18 @@ use crate::Platform;
 use crate::resolve::{ResolveContext, ResolveError};
 
 /// Fetches into `store` the packuments of the closure of `root@version` on any of `platforms`,
-/// each requested as soon as a packument naming it has arrived. The root's dependencies come
-/// from its version document (`GET <registry>/<name>/<version>`, a few kilobytes) or its
-/// packument, whichever arrives first. Fetch errors are left for the layout to meet (it fetches
-/// what it still lacks and reports the error where it matters).
+/// each requested as soon as a packument naming it has arrived. The root comes from its version
+/// document (`GET <registry>/<name>/<version>`, a few kilobytes), kept in
+/// [`PackumentStore::partial`]: the tool's whole packument (eslint's is 1.7 MB) is fetched only
+/// when the registry serves no version documents, or later by the layout if a dependency asks
+/// for another version of the tool. Fetch errors are left for the layout to meet (it fetches
+/// what it still lacks itself and reports the error where it matters).
 pub async fn prefetch(
     ctx: &ResolveContext<'_>,
     store: &mut PackumentStore,
     root: &str,
     version: &str,
     platforms: &[Platform],
-) {
-    run(ctx, store, root, version, platforms, true).await;
-}
-
-/// [`prefetch`] without the root's packument and into a scratch store: fills the HTTP client's
-/// memory while the root's packument, which is often the largest of the closure, downloads for
-/// version resolution, so the lock that follows finds the closure fetched.
-pub async fn warm(ctx: &ResolveContext<'_>, root: &str, version: &str) {
-    run(ctx, &mut PackumentStore::default(), root, version, ctx.platforms, false).await;
-}
-
-enum Arrived {
-    Packument(String, Result<Option<Arc<Packument>>, ResolveError>),
-    Root(Option<Manifest>),
-}
-
-async fn run(
-    ctx: &ResolveContext<'_>,
-    store: &mut PackumentStore,
-    root: &str,
-    version: &str,
-    platforms: &[Platform],
-    root_packument: bool,
 ) {
     let mut closure = Closure {
         platforms,
@@ -70,14 +49,6 @@ async fn run(
     let mut requested = BTreeSet::new();
     in_flight.push(Box::pin(async move { Arrived::Root(fetch_manifest(ctx, root, version).await) })
         as std::pin::Pin<Box<dyn std::future::Future<Output = Arrived> + Send + '_>>);
-    if root_packument {
-        // Fetched even when the version document comes first: the layout starts from it.
-        let spec = Spec::Range(version.to_string());
-        closure.seen.insert((root.to_string(), spec.clone()));
-        closure.waiting.entry(root.to_string()).or_default().push(spec);
-        requested.insert(root.to_string());
-        in_flight.push(Box::pin(async move { Arrived::Packument(root.to_string(), fetch_packument(ctx, root).await) }));
-    }
     loop {
         while let Some((name, spec)) = closure.work.pop_front() {
             if closure.follow(store, name.clone(), spec) && requested.insert(name.clone()) {
@@ -89,9 +60,24 @@ async fn run(
         }
         match in_flight.next().await {
             None => break,
-            Some(Arrived::Root(manifest)) => {
-                if let Some(manifest) = manifest {
-                    closure.follow_manifest(root, &manifest);
+            Some(Arrived::Root(Some(manifest))) => {
+                closure.follow_manifest(root, &manifest);
+                let doc = Packument {
+                    name: root.to_string(),
+                    versions: BTreeMap::from([(version.to_string(), manifest)]),
+                    ..Packument::default()
+                };
+                store.partial.insert(root.to_string(), Arc::new(doc));
+            }
+            Some(Arrived::Root(None)) => {
+                // No version document: the layout starts from the whole packument.
+                let spec = Spec::Range(version.to_string());
+                closure.seen.insert((root.to_string(), spec.clone()));
+                closure.waiting.entry(root.to_string()).or_default().push(spec);
+                if requested.insert(root.to_string()) {
+                    in_flight.push(Box::pin(async move {
+                        Arrived::Packument(root.to_string(), fetch_packument(ctx, root).await)
+                    }));
                 }
             }
             Some(Arrived::Packument(name, doc)) => {
@@ -112,9 +98,14 @@ async fn run(
     }
 }
 
+enum Arrived {
+    Packument(String, Result<Option<Arc<Packument>>, ResolveError>),
+    Root(Option<Manifest>),
+}
+
 /// One version's manifest from the registry (with the same additions as its packument's);
 /// `None` when the registry does not serve it.
-async fn fetch_manifest(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Manifest> {
+pub async fn fetch_manifest(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Manifest> {
     let url = format!("{}/{version}", packument_url(&ctx.upstreams.npm, name));
     let manifest: Manifest = serde_json::from_slice(&ctx.fetch.get(&url).await.ok()?).ok()?;
     if manifest.version != version {
@@ -300,25 +291,14 @@ mod tests {
             // `c` belongs to a version the layout does not pick; `never` to a package that does
             // not install here; `gone` does not exist (optional); b's peer dependency on `a` is
             // satisfied by the `a` already followed.
-            assert_eq!(asked(&registry), ["a", "b", "d", "e", "gone", "only-mac", "tool", "tool/1.0.0"]);
+            // The tool's own packument only when there is no version document to start from.
+            let mut expected = vec!["a", "b", "d", "e", "gone", "only-mac", "tool/1.0.0"];
+            if !version_docs {
+                expected.insert(6, "tool");
+            }
+            assert_eq!(asked(&registry), expected);
             assert!(store.absent.contains("gone"));
+            assert_eq!(store.partial.contains_key("tool"), version_docs);
         }
-    }
-
-    #[tokio::test]
-    async fn warming_fetches_the_closure_from_the_version_document() {
-        let upstreams = Upstreams { npm: "http://r".into(), ..Upstreams::all_at("http://r") };
-        let runtimes = BTreeMap::new();
-        let platforms = [Platform::LINUX_AMD64];
-        let with_docs = registry(true);
-        let ctx =
-            ResolveContext { fetch: &with_docs, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
-        warm(&ctx, "tool", "1.0.0").await;
-        assert_eq!(asked(&with_docs), ["a", "b", "d", "e", "gone", "only-mac", "tool/1.0.0"]);
-        // Without version documents there is nothing to start from.
-        let without = registry(false);
-        let ctx = ResolveContext { fetch: &without, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
-        warm(&ctx, "tool", "1.0.0").await;
-        assert_eq!(asked(&without), ["tool/1.0.0"]);
     }
 }
