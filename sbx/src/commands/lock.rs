@@ -66,6 +66,11 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
         lock.base = runtime.block_on(pin)?;
     }
     let new = new?;
+    // The HTTP client holds every body fetched and every document parsed (tens of megabytes
+    // for a large project). The process ends right after writing the lockfile, so they are
+    // left for the OS to reclaim rather than freed one by one (~10 ms of the bench's lock).
+    std::mem::forget(network);
+    runtime.shutdown_background();
     let text = lockfile::to_toml(&new);
     let mut changes = diff(previous.as_ref().unwrap_or(&Lockfile::default()), &new);
     if previous.is_none() {
