@@ -141,8 +141,10 @@ pub struct HttpInitError(String);
 
 /// Cached, retrying, concurrency-bounded HTTP access. Cheap to share behind an `Arc`.
 pub struct HttpClient {
-    /// ALPN-negotiated: HTTP/2 or HTTP/1.1, and plain `http://`.
-    negotiated: reqwest::Client,
+    /// ALPN-negotiated: HTTP/2 or HTTP/1.1, and plain `http://`. Built on first use: each
+    /// client loads the system's root certificates (~4.5 ms), and a lock that talks only to
+    /// HTTPS registries never needs this one.
+    negotiated: std::sync::OnceLock<reqwest::Client>,
     /// HTTP/2 from the first byte: one shared connection per host ([`protocol`]).
     http2: reqwest::Client,
     protocols: Protocols,
@@ -176,18 +178,12 @@ enum Got {
 impl HttpClient {
     /// Builds a client; no network access happens here.
     pub fn new(options: HttpOptions) -> Result<Self, HttpInitError> {
-        let builder = || {
-            reqwest::Client::builder()
-                .user_agent(concat!("sbx/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(options.connect_timeout)
-                .read_timeout(options.read_timeout)
-        };
-        let negotiated = builder().build().map_err(|e| HttpInitError(e.to_string()))?;
-        let http2 = builder().http2_prior_knowledge().build().map_err(|e| HttpInitError(e.to_string()))?;
+        let http2 =
+            client_builder(&options).http2_prior_knowledge().build().map_err(|e| HttpInitError(e.to_string()))?;
         let cache = Cache::new(options.cache_dir.clone().unwrap_or_else(default_cache_dir));
         let permits = Semaphore::new(options.max_concurrent.max(1));
         Ok(Self {
-            negotiated,
+            negotiated: std::sync::OnceLock::new(),
             http2,
             protocols: Protocols::default(),
             cache,
@@ -208,7 +204,11 @@ impl HttpClient {
     fn client(&self, route: Route) -> &reqwest::Client {
         match route {
             Route::TryHttp2 | Route::Http2 => &self.http2,
-            Route::Negotiated => &self.negotiated,
+            // The same settings built the HTTP/2 client; should the build fail anyway, that
+            // client answers (and an HTTP/1.1-only host fails with a transport error).
+            Route::Negotiated => self
+                .negotiated
+                .get_or_init(|| client_builder(&self.options).build().unwrap_or_else(|_| self.http2.clone())),
         }
     }
 
@@ -467,6 +467,14 @@ impl HttpClient {
         self.store(key, None, None, metadata.clone()).await;
         Ok(metadata)
     }
+}
+
+/// Settings shared by the HTTP/2 and the negotiated client.
+fn client_builder(options: &HttpOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("sbx/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
 }
 
 /// Runs one request in a task of its own, so its body keeps arriving while the task that asked

@@ -167,7 +167,11 @@ async fn bearer_tokens_go_only_to_their_prefix() {
     };
     let c = HttpClient::new(opts).unwrap();
     let auth = |url: &str| {
-        c.request(&c.negotiated, url).build().unwrap().headers().contains_key(reqwest::header::AUTHORIZATION)
+        c.request(c.client(Route::Negotiated), url)
+            .build()
+            .unwrap()
+            .headers()
+            .contains_key(reqwest::header::AUTHORIZATION)
     };
     assert!(auth("http://127.0.0.1:1/github/repos/a/b/releases"));
     assert!(!auth("http://127.0.0.1:1/githubevil/x"));
