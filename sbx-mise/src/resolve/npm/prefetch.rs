@@ -301,4 +301,34 @@ mod tests {
             assert_eq!(store.partial.contains_key("tool"), version_docs);
         }
     }
+
+    #[tokio::test]
+    async fn an_exact_version_resolves_from_its_version_document_alone() {
+        use crate::resolve::Backend;
+        async fn resolve(registry: &Registry, request: &str) -> Result<String, ResolveError> {
+            let upstreams = Upstreams { npm: "http://r".into(), ..Upstreams::all_at("http://r") };
+            let (runtimes, platforms) = (BTreeMap::new(), [Platform::LINUX_AMD64]);
+            let ctx =
+                ResolveContext { fetch: registry, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+            let tool = crate::BackendRef::parse("npm:a").unwrap().unwrap();
+            super::super::NPM.resolve(&ctx, &tool, &crate::VersionRequest::parse(request).unwrap()).await
+        }
+        let with_docs = registry(true);
+        assert_eq!(resolve(&with_docs, "1.0.0").await.unwrap(), "1.0.0");
+        assert_eq!(asked(&with_docs), ["a/1.0.0"]);
+        // A range, or a registry without version documents, reads the whole packument.
+        let with_docs = registry(true);
+        assert_eq!(resolve(&with_docs, "1").await.unwrap(), "1.1.0");
+        assert_eq!(asked(&with_docs), ["a"]);
+        let without = registry(false);
+        assert_eq!(resolve(&without, "1.0.0").await.unwrap(), "1.0.0");
+        assert_eq!(asked(&without), ["a", "a/1.0.0"]);
+        // A version that does not exist is an error naming the nearest, from the packument.
+        let with_docs = registry(true);
+        let err = resolve(&with_docs, "1.0.9").await.unwrap_err();
+        assert!(
+            matches!(&err, ResolveError::NoMatch { nearest, .. } if nearest.contains(&"1.0.0".to_string())),
+            "{err:?}"
+        );
+    }
 }
