@@ -24,7 +24,7 @@ use futures::{StreamExt, TryStreamExt};
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{Requirement, VerbatimUrl};
 
-use super::pypi::project::{Project, fetch_project, fetch_requires, normalize, project_url};
+use super::pypi::project::{Project, fetch_project, fetch_release, fetch_requires, normalize, project_url};
 use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store};
 use super::pypi::target::{DEFAULT_PYTHON, Target};
 use super::{Backend, ResolveContext, ResolveError, matching};
@@ -47,11 +47,37 @@ pub fn python_version(ctx: &ResolveContext<'_>) -> String {
 }
 
 async fn root_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Arc<Project>, ResolveError> {
-    fetch_project(ctx, &tool.name).await?.ok_or_else(|| ResolveError::NoMatch {
+    fetch_project(ctx, &tool.name).await?.ok_or_else(|| no_project(ctx, tool))
+}
+
+fn no_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> ResolveError {
+    ResolveError::NoMatch {
         tool: tool.to_string(),
         request: format!("any version ({} has no project `{}`; check the name)", ctx.upstreams.pypi, tool.name),
         nearest: Vec::new(),
-    })
+    }
+}
+
+/// The document `tool==version` is resolved and locked from.
+enum Root {
+    /// Its release page ([`fetch_release`]), which answered first: it settles an exact version
+    /// and stands for the tool's project in the lock.
+    Release(Arc<Project>),
+    /// The project document (`None`: the index has no such project).
+    Project(Option<Arc<Project>>),
+}
+
+/// Races the release page of `tool==version` against the project document. Both are memoized
+/// by the HTTP client, so the race in `lock` ends as the one in `resolve` did; a missing page
+/// (many mirrors serve none) waits for the project document, already on its way.
+async fn root_document(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str) -> Result<Root, ResolveError> {
+    let release = std::pin::pin!(fetch_release(ctx, &tool.name, version));
+    let project = std::pin::pin!(fetch_project(ctx, &tool.name));
+    match future::select(release, project).await {
+        Either::Left((Some(release), _)) => Ok(Root::Release(release)),
+        Either::Left((None, project)) => Ok(Root::Project(project.await?)),
+        Either::Right((project, _)) => Ok(Root::Project(project?)),
+    }
 }
 
 /// Releases that have at least one file that is not yanked, oldest first.
@@ -250,7 +276,16 @@ impl Backend for PipxBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        select(tool, &*root_project(ctx, tool).await?, request)
+        // A version that exists exactly is taken as is ([`matching::fuzzy`]): its release page
+        // settles it when the index serves one.
+        let project = match request {
+            VersionRequest::Version(v) => match root_document(ctx, tool, v).await? {
+                Root::Release(_) => return Ok(v.clone()),
+                Root::Project(project) => project.ok_or_else(|| no_project(ctx, tool))?,
+            },
+            _ => root_project(ctx, tool).await?,
+        };
+        select(tool, &project, request)
     }
 
     async fn lock(
@@ -262,6 +297,9 @@ impl Backend for PipxBackend {
     ) -> Result<LockedTool, ResolveError> {
         let python = python_version(ctx);
         let mut store = Store::default();
+        if let Root::Release(release) = root_document(ctx, tool, version).await? {
+            store.projects.insert(normalize(&tool.name), release);
+        }
         let mut pins = Vec::new();
         for &platform in ctx.platforms {
             let target =
@@ -329,6 +367,10 @@ mod tests {
     /// these machines use, so METADATA comes from the wheels); records what was asked.
     struct Pypi {
         projects: BTreeMap<String, serde_json::Value>,
+        /// `name/version` → release page (none: as on the mirror these machines use).
+        pages: BTreeMap<String, serde_json::Value>,
+        /// Project documents that never answer.
+        hanging: BTreeSet<String>,
         wheels: BTreeMap<String, Vec<u8>>,
         asked: std::sync::Mutex<Vec<String>>,
     }
@@ -343,7 +385,10 @@ mod tests {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             let name = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json"));
-            let body = match name.and_then(|n| self.projects.get(n)) {
+            if name.is_some_and(|n| self.hanging.contains(n)) {
+                std::future::pending::<()>().await;
+            }
+            let body = match name.and_then(|n| self.projects.get(n).or_else(|| self.pages.get(n))) {
                 Some(doc) => serde_json::to_vec(doc).ok(),
                 None => self.wheels.get(path).cloned(),
             };
@@ -397,6 +442,8 @@ mod tests {
                 project("a", "1.0", &[], &["1.0"]),
                 project("z", "1.0", &[], &["1.0"]),
             ]),
+            pages: BTreeMap::new(),
+            hanging: BTreeSet::new(),
             wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &["a>=1"]))]),
             asked: std::sync::Mutex::new(Vec::new()),
         };
@@ -418,5 +465,76 @@ mod tests {
             ["files/tool-1.0-py3-none-any.whl", "pypi/a/json", "pypi/tool/1.0/json", "pypi/tool/json", "pypi/z/json"],
             "b (extra) and c (Windows) are not guessed; z is, and is not locked"
         );
+    }
+
+    #[tokio::test]
+    async fn an_exact_version_is_resolved_and_locked_from_its_release_page() {
+        let registry = |pages: bool, hanging: bool| {
+            let (name, tool) = project("tool", "2.0", &["a>=1", "z"], &["1.0", "2.0"]);
+            let mut page = serde_json::json!({
+                "info": {"name": "tool", "version": "1.0", "requires_dist": ["a>=1"]},
+                "urls": tool["releases"]["1.0"].clone(),
+            });
+            let yanked = serde_json::json!({
+                "info": {"name": "tool", "version": "1.5"},
+                "urls": [{"filename": "tool-1.5-py3-none-any.whl", "url": "http://p/files/t.whl", "yanked": true}],
+            });
+            page["urls"][0]["url"] = "../../../files/tool-1.0-py3-none-any.whl".into();
+            Pypi {
+                projects: BTreeMap::from([
+                    (name, tool),
+                    project("a", "1.0", &[], &["1.0"]),
+                    project("z", "1.0", &[], &["1.0"]),
+                ]),
+                pages: if pages {
+                    BTreeMap::from([("tool/1.0".to_string(), page), ("tool/1.5".to_string(), yanked)])
+                } else {
+                    BTreeMap::new()
+                },
+                hanging: if hanging { BTreeSet::from(["tool".to_string()]) } else { BTreeSet::new() },
+                wheels: BTreeMap::from([(
+                    "files/tool-1.0-py3-none-any.whl".to_string(),
+                    wheel("tool", "1.0", &["a>=1"]),
+                )]),
+                asked: std::sync::Mutex::new(Vec::new()),
+            }
+        };
+        let upstreams =
+            crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
+        let (runtimes, platforms) = (BTreeMap::new(), [Platform::LINUX_AMD64, Platform::LINUX_ARM64]);
+        let tool = BackendRef::parse("pipx:tool").unwrap().unwrap();
+        let run = |pypi: &'static Pypi, request: &'static str| {
+            let (upstreams, runtimes, tool) = (upstreams.clone(), runtimes.clone(), tool.clone());
+            async move {
+                let ctx =
+                    ResolveContext { fetch: pypi, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+                let request = VersionRequest::parse(request).unwrap();
+                let version = PIPX.resolve(&ctx, &tool, &request).await?;
+                let locked = PIPX.lock(&ctx, &tool, &request, &version).await?;
+                let mut asked = pypi.asked.lock().unwrap().clone();
+                asked.sort();
+                asked.dedup();
+                Ok::<_, ResolveError>((locked, asked))
+            }
+        };
+        // The tool's project document never answers: the release page is all the lock needs.
+        let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, true)));
+        let without: &'static Pypi = Box::leak(Box::new(registry(false, false)));
+        let (from_page, _) = tokio::time::timeout(std::time::Duration::from_secs(10), run(with_pages, "1.0"))
+            .await
+            .expect("locked without the project document")
+            .unwrap();
+        let (from_project, asked) = run(without, "1.0").await.unwrap();
+        assert!(asked.contains(&"pypi/tool/json".to_string()));
+        // The same lock, wheel URLs (relative to each document) included.
+        assert_eq!(format!("{from_page:?}"), format!("{from_project:?}"));
+        assert_eq!(from_page.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "tool"]);
+
+        // A range, and a release whose every file is yanked, go through the project document.
+        let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, false)));
+        let (ranged, asked) = run(with_pages, "1").await.unwrap();
+        assert_eq!((ranged.version.as_str(), asked.contains(&"pypi/tool/json".to_string())), ("1.0", true));
+        let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, false)));
+        assert!(matches!(run(with_pages, "1.5").await, Err(ResolveError::NoMatch { .. })));
     }
 }

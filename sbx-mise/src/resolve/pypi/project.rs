@@ -104,16 +104,56 @@ pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Optio
     };
     let source = url.clone();
     let project = documents::parsed(ctx.fetch, &url, body, move |body| {
-        let malformed = |message: String| ResolveError::Malformed { url: source.clone(), message };
-        let mut project: Project =
-            serde_json::from_slice(body).map_err(|e| malformed(format!("not a PyPI project document: {e}")))?;
-        let mut base = Joiner::new(&source).map_err(|e| malformed(e.to_string()))?;
-        for file in project.releases.values_mut().flatten() {
-            file.url = base.join(&file.url).map_err(|e| malformed(format!("bad file URL {}: {e}", file.url)))?;
-        }
+        let mut project: Project = serde_json::from_slice(body).map_err(|e| ResolveError::Malformed {
+            url: source.clone(),
+            message: format!("not a PyPI project document: {e}"),
+        })?;
+        absolute_urls(&source, project.releases.values_mut().flatten())?;
         Ok::<_, ResolveError>(project)
     });
     Ok(Some(project.await?))
+}
+
+/// The release page of `name==version` (`/pypi/<name>/<version>/json`: that version's `info`
+/// and files, a few kilobytes) as a [`Project`] holding only this release, when the index
+/// serves one whose version is exactly `version` and has a file that is not yanked; `None`
+/// otherwise (many mirrors serve no release pages). Since 2022 PyPI's release pages list no
+/// other releases, so this is all an exact version needs: ruff's whole project document is
+/// 5.9 MB.
+pub async fn fetch_release(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Arc<Project>> {
+    #[derive(Deserialize)]
+    struct Page {
+        info: Info,
+        #[serde(default)]
+        urls: Vec<File>,
+    }
+    let url = release_url(&ctx.upstreams.pypi, name, version);
+    let body = ctx.fetch.get(&url).await.ok()?;
+    let source = url.clone();
+    let project = documents::parsed(ctx.fetch, &url, body, move |body| {
+        let mut page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        absolute_urls(&source, page.urls.iter_mut()).map_err(|e| e.to_string())?;
+        let releases = BTreeMap::from([(page.info.version.clone(), page.urls)]);
+        Ok::<_, String>(Project { info: page.info, releases })
+    });
+    let project = project.await.ok()?;
+    let files = project.releases.get(version)?;
+    files.iter().any(|f| !f.yanked).then_some(project)
+}
+
+/// The release page URL of `name==version`.
+fn release_url(pypi: &str, name: &str, version: &str) -> String {
+    format!("{}/pypi/{}/{version}/json", pypi.trim_end_matches('/'), normalize(name))
+}
+
+/// Makes the URLs of `files`, listed in the document at `source`, absolute.
+fn absolute_urls<'f>(source: &str, files: impl Iterator<Item = &'f mut File>) -> Result<(), ResolveError> {
+    let malformed = |message: String| ResolveError::Malformed { url: source.to_string(), message };
+    let mut base = Joiner::new(source).map_err(|e| malformed(e.to_string()))?;
+    for file in files {
+        file.url = base.join(&file.url).map_err(|e| malformed(format!("bad file URL {}: {e}", file.url)))?;
+    }
+    Ok(())
 }
 
 /// Makes a project document's file URLs absolute, as `url::Url::join` does. A project like
@@ -167,7 +207,7 @@ pub async fn fetch_requires(
     version: &str,
     wheel_url: &str,
 ) -> Result<Vec<String>, ResolveError> {
-    let url = format!("{}/pypi/{}/{}/json", ctx.upstreams.pypi.trim_end_matches('/'), normalize(name), version);
+    let url = release_url(&ctx.upstreams.pypi, name, version);
     let release = std::pin::pin!(ctx.fetch.get(&url));
     let metadata = std::pin::pin!(ctx.fetch.wheel_metadata(wheel_url));
     let (release, metadata) = match select(release, metadata).await {
