@@ -12,6 +12,8 @@
 //!   each project already known requires on the target are requested on a guess (an older
 //!   release usually requires the same), so the round that asks for them finds them fetched;
 //!   the guess only warms the HTTP client, the resolver sees the same data either way.
+//! * An exact version comes from its release page when the index serves one and it answers
+//!   before the project document (`Root`); the lock is the same either way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
