@@ -92,12 +92,12 @@ mod tests {
     use super::*;
     use crate::resolve::FetchError;
 
-    /// A fetcher that only shares documents.
+    /// A fetcher without a network that shares documents, or not.
     #[derive(Default)]
-    struct Sharing(Documents);
+    struct Fake(Option<Documents>);
 
     #[async_trait]
-    impl Fetch for Sharing {
+    impl Fetch for Fake {
         async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
             Err(FetchError::Offline { url: url.to_string() })
         }
@@ -105,8 +105,12 @@ mod tests {
             Err(FetchError::Offline { url: url.to_string() })
         }
         fn documents(&self) -> Option<&Documents> {
-            Some(&self.0)
+            self.0.as_ref()
         }
+    }
+
+    fn sharing() -> Fake {
+        Fake(Some(Documents::default()))
     }
 
     fn counting(calls: &Arc<AtomicUsize>) -> impl FnOnce(&[u8]) -> Result<usize, String> + Clone + Send + 'static {
@@ -119,7 +123,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_document_is_parsed_once_for_all_its_readers() {
-        let fetch = Sharing::default();
+        let fetch = sharing();
         let calls = Arc::new(AtomicUsize::new(0));
         let large = Bytes::from(format!("{}42", " ".repeat(1 << 20)));
         let readers = (0..8).map(|_| parsed(&fetch, "https://up/large", large.clone(), counting(&calls)));
@@ -135,7 +139,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_parse_is_not_kept_and_another_type_parses_for_itself() {
-        let fetch = Sharing::default();
+        let fetch = sharing();
         let calls = Arc::new(AtomicUsize::new(0));
         let url = "https://up/doc";
         let bad = parsed(&fetch, url, Bytes::from_static(b"not a number"), counting(&calls)).await;
@@ -148,19 +152,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_shared_store_every_call_parses() {
-        struct Plain;
-        #[async_trait]
-        impl Fetch for Plain {
-            async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
-                Err(FetchError::Offline { url: url.to_string() })
-            }
-            async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {
-                Err(FetchError::Offline { url: url.to_string() })
-            }
-        }
         let calls = Arc::new(AtomicUsize::new(0));
         for _ in 0..2 {
-            parsed(&Plain, "https://up/doc", Bytes::from_static(b"1"), counting(&calls)).await.unwrap();
+            parsed(&Fake(None), "https://up/doc", Bytes::from_static(b"1"), counting(&calls)).await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
