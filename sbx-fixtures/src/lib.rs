@@ -21,6 +21,7 @@ pub mod generate;
 pub mod images;
 pub mod registry;
 mod server;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

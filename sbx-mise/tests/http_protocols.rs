@@ -15,30 +15,9 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use sbx_fixtures::tls::TestCa;
 use sbx_mise::http::{HttpClient, HttpOptions};
 use sbx_mise::resolve::Fetch;
-
-/// A CA (PEM) and a server config for `localhost` signed by it.
-fn test_ca() -> (String, rustls::ServerConfig) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "sbx-mise test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-        .unwrap();
-    (ca_cert.pem(), config)
-}
 
 /// What a server speaks.
 #[derive(Clone, Copy)]
@@ -99,10 +78,11 @@ async fn burst(client: &HttpClient, base: &str) -> Vec<String> {
 
 #[test]
 fn one_connection_per_https_host_and_http1_hosts_still_answer() {
-    let (ca_pem, config) = test_ca();
+    let ca = TestCa::new(&["localhost"]);
+    let config = (*ca.server_config).clone();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca_pem).unwrap();
+    std::fs::write(&ca_file, &ca.pem).unwrap();
     // SAFETY: no other thread exists yet in this test binary (one test, runtime built below).
     unsafe { std::env::set_var("SSL_CERT_FILE", &ca_file) };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -12,8 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sbx_proxy::{
     CidrRule, DomainRule, InjectionRule, Limits, PolicyConfig, Preset, Proxy, ProxyHandle, ProxyOptions,
     StaticResolver, UpstreamRoots,
@@ -23,42 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-/// A test certificate authority plus a server certificate for the test names.
-pub struct TestCa {
-    pub pem: String,
-    pub server_config: Arc<rustls::ServerConfig>,
-}
-
-impl TestCa {
-    pub fn new(names: &[&str]) -> TestCa {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "sbx-proxy test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone(), ca_cert.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap();
-        server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        TestCa { pem: ca_cert.pem(), server_config: Arc::new(server_config) }
-    }
-
-    pub fn der(&self) -> CertificateDer<'static> {
-        use rustls::pki_types::pem::PemObject;
-        CertificateDer::from_pem_slice(self.pem.as_bytes()).unwrap()
-    }
-}
+pub use sbx_fixtures::tls::TestCa;
 
 /// What an origin saw: (method, path, header dump) per request.
 pub type Seen = Arc<Mutex<Vec<(String, String, Vec<(String, String)>)>>>;
