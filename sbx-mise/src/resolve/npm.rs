@@ -239,7 +239,7 @@ impl Backend for NpmBackend {
         if let VersionRequest::Version(v) = request
             && v.split('.').count() == 3
             && nodejs_semver::Version::parse(v).is_ok()
-            && prefetch::fetch_manifest(ctx, &tool.name, v).await.is_some()
+            && prefetch::fetch_version_document(ctx, &tool.name, v).await.is_some()
         {
             return Ok(v.clone());
         }

@@ -22,7 +22,7 @@ use super::layout::{PackumentStore, edges_of};
 use super::packument::{self, Manifest, Packument, Spec, installs_on, pick};
 use super::{fetch_packument, packument_url};
 use crate::Platform;
-use crate::resolve::{ResolveContext, ResolveError};
+use crate::resolve::{ResolveContext, ResolveError, documents};
 
 /// Fetches into `store` the packuments of the closure of `root@version` on any of `platforms`,
 /// each requested as soon as a packument naming it has arrived. The root comes from its version
@@ -47,27 +47,27 @@ pub async fn prefetch(
     };
     let mut in_flight = FuturesUnordered::new();
     let mut requested = BTreeSet::new();
-    in_flight.push(Box::pin(async move { Arrived::Root(fetch_manifest(ctx, root, version).await) })
-        as std::pin::Pin<Box<dyn std::future::Future<Output = Arrived> + Send + '_>>);
+    let packument = move |name: String| -> Pending<'_> {
+        Box::pin(async move {
+            let doc = fetch_packument(ctx, &name).await;
+            Arrived::Packument(name, doc)
+        })
+    };
+    in_flight
+        .push(Box::pin(async move { Arrived::Root(fetch_version_document(ctx, root, version).await) }) as Pending<'_>);
     loop {
         while let Some((name, spec)) = closure.work.pop_front() {
             if closure.follow(store, name.clone(), spec) && requested.insert(name.clone()) {
-                in_flight.push(Box::pin(async move {
-                    let doc = fetch_packument(ctx, &name).await;
-                    Arrived::Packument(name, doc)
-                }));
+                in_flight.push(packument(name));
             }
         }
         match in_flight.next().await {
             None => break,
-            Some(Arrived::Root(Some(manifest))) => {
-                closure.follow_manifest(root, &manifest);
-                let doc = Packument {
-                    name: root.to_string(),
-                    versions: BTreeMap::from([(version.to_string(), manifest)]),
-                    ..Packument::default()
-                };
-                store.partial.insert(root.to_string(), Arc::new(doc));
+            Some(Arrived::Root(Some(doc))) => {
+                if let Some(manifest) = doc.versions.get(version) {
+                    closure.follow_manifest(root, manifest);
+                }
+                store.partial.insert(root.to_string(), doc);
             }
             Some(Arrived::Root(None)) => {
                 // No version document: the layout starts from the whole packument.
@@ -75,9 +75,7 @@ pub async fn prefetch(
                 closure.seen.insert((root.to_string(), spec.clone()));
                 closure.waiting.entry(root.to_string()).or_default().push(spec);
                 if requested.insert(root.to_string()) {
-                    in_flight.push(Box::pin(async move {
-                        Arrived::Packument(root.to_string(), fetch_packument(ctx, root).await)
-                    }));
+                    in_flight.push(packument(root.to_string()));
                 }
             }
             Some(Arrived::Packument(name, doc)) => {
@@ -98,26 +96,31 @@ pub async fn prefetch(
     }
 }
 
+/// A document on its way.
+type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Arrived> + Send + 'a>>;
+
 enum Arrived {
     Packument(String, Result<Option<Arc<Packument>>, ResolveError>),
-    Root(Option<Manifest>),
+    Root(Option<Arc<Packument>>),
 }
 
-/// One version's manifest from the registry (with the same additions as its packument's);
-/// `None` when the registry does not serve it.
-pub async fn fetch_manifest(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Manifest> {
+/// The version document of `name@version` (`GET <registry>/<name>/<version>`) as a packument
+/// holding only that version, with the same additions as the whole packument's; `None` when
+/// the registry does not serve it. Parsed once per run and shared ([`documents::parsed`]).
+pub async fn fetch_version_document(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Arc<Packument>> {
     let url = format!("{}/{version}", packument_url(&ctx.upstreams.npm, name));
-    let manifest: Manifest = serde_json::from_slice(&ctx.fetch.get(&url).await.ok()?).ok()?;
-    if manifest.version != version {
-        return None;
-    }
-    let mut doc = Packument {
-        name: name.to_string(),
-        versions: BTreeMap::from([(version.to_string(), manifest)]),
-        ..Packument::default()
-    };
-    packument::add_script_installed_platform_packages(&mut doc);
-    doc.versions.remove(version)
+    let body = ctx.fetch.get(&url).await.ok()?;
+    let (name, version) = (name.to_string(), version.to_string());
+    let doc = documents::parsed(ctx.fetch, &url, body, move |body| {
+        let manifest: Manifest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        if manifest.version != version {
+            return Err(format!("the document is of version {}", manifest.version));
+        }
+        let mut doc = Packument { name, versions: BTreeMap::from([(version, manifest)]), ..Packument::default() };
+        packument::add_script_installed_platform_packages(&mut doc);
+        Ok::<_, String>(doc)
+    });
+    doc.await.ok()
 }
 
 struct Closure<'p> {
