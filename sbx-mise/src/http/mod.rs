@@ -40,8 +40,8 @@ use reqwest::header::{CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAS
 use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
+use self::protocol::{Protocols, Route};
 pub use cache::Cache;
-pub use protocol::{Protocols, Route};
 pub use retry::RetryPolicy;
 
 use self::lazy_zip::{ByteRange, LazyError, Ranged};
