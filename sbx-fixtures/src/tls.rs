@@ -17,40 +17,33 @@ pub struct TestCa {
 }
 
 impl TestCa {
-    /// A fresh CA and a certificate for `names` (DNS names or IP addresses).
-    ///
-    /// # Panics
-    /// If rcgen or rustls refuse the generated keys, which is a bug in the fixtures.
-    pub fn new(names: &[&str]) -> TestCa {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    /// A fresh CA and a certificate for `names` (DNS names or IP addresses); an error when a
+    /// name is not one.
+    pub fn new(names: &[&str]) -> anyhow::Result<TestCa> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(rcgen::DnType::CommonName, "sbx test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().expect("server key");
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("names");
-        let cert = params.signed_by(&key, &issuer).expect("server certificate");
+        let key = KeyPair::generate()?;
+        let cert = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?
+            .signed_by(&key, &issuer)?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
+            .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(
                 vec![cert.der().clone(), ca_cert.der().clone()],
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .expect("server certificate and key");
+            )?;
         server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        TestCa { pem: ca_cert.pem(), server_config: Arc::new(server_config) }
+        Ok(TestCa { pem: ca_cert.pem(), server_config: Arc::new(server_config) })
     }
 
     /// The CA certificate, DER.
-    ///
-    /// # Panics
-    /// Never for a [`TestCa::new`] certificate.
-    pub fn der(&self) -> CertificateDer<'static> {
+    pub fn der(&self) -> anyhow::Result<CertificateDer<'static>> {
         use rustls::pki_types::pem::PemObject;
-        CertificateDer::from_pem_slice(self.pem.as_bytes()).expect("the CA's own PEM")
+        Ok(CertificateDer::from_pem_slice(self.pem.as_bytes())?)
     }
 }

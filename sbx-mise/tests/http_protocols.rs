@@ -78,7 +78,7 @@ async fn burst(client: &HttpClient, base: &str) -> Vec<String> {
 
 #[test]
 fn one_connection_per_https_host_and_http1_hosts_still_answer() {
-    let ca = TestCa::new(&["localhost"]);
+    let ca = TestCa::new(&["localhost"]).unwrap();
     let config = (*ca.server_config).clone();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");

@@ -29,7 +29,7 @@ fn tls_client(roots_pem: &str) -> tokio_rustls::TlsConnector {
 
 #[tokio::test]
 async fn https_passes_through_untouched() {
-    let ca = TestCa::new(&["origin.test"]);
+    let ca = TestCa::new(&["origin.test"]).unwrap();
     let (https, seen) = https_origin(&ca).await;
     let proxy = start(policy(Preset::Balanced, &["origin.test"], &[], LOOP)).await;
     // The client trusts only the test CA: success proves the proxy did not intercept.
@@ -46,7 +46,7 @@ async fn https_passes_through_untouched() {
 
 #[tokio::test]
 async fn sni_different_from_connect_host_is_refused() {
-    let ca = TestCa::new(&["origin.test", "other.test"]);
+    let ca = TestCa::new(&["origin.test", "other.test"]).unwrap();
     let (https, seen) = https_origin(&ca).await;
     let proxy = start(policy(Preset::Balanced, &["origin.test"], &[], LOOP)).await;
     let (stream, head) = raw_connect(&proxy, &format!("origin.test:{}", https.port())).await;
@@ -117,7 +117,7 @@ async fn raw_tcp_on_other_ports_flows_both_ways_with_half_close() {
 
 #[tokio::test]
 async fn credential_injection_end_to_end() {
-    let ca = TestCa::new(&["api.inject.test"]);
+    let ca = TestCa::new(&["api.inject.test"]).unwrap();
     let (https, seen) = https_origin(&ca).await;
     let host = format!("api.inject.test:{}", https.port());
     let mut setup = Setup::new(policy(Preset::DenyAll, &["api.inject.test"], &[], LOOP));
@@ -168,7 +168,7 @@ async fn credential_injection_end_to_end() {
 
 #[tokio::test]
 async fn injection_refuses_upstreams_that_fail_verification() {
-    let ca = TestCa::new(&["api.inject.test"]);
+    let ca = TestCa::new(&["api.inject.test"]).unwrap();
     let (https, seen) = https_origin(&ca).await;
     let host = format!("api.inject.test:{}", https.port());
     let mut setup = Setup::new(policy(Preset::DenyAll, &["api.inject.test"], &[], LOOP));
@@ -191,7 +191,7 @@ async fn injection_refuses_upstreams_that_fail_verification() {
 
 #[tokio::test]
 async fn curl_over_tcp_and_raw_clients_over_the_unix_socket() {
-    let ca = TestCa::new(&["origin.test"]);
+    let ca = TestCa::new(&["origin.test"]).unwrap();
     let (https, _) = https_origin(&ca).await;
     let (http, _) = http_origin().await;
     let proxy = start(policy(Preset::Balanced, &["origin.test"], &[], LOOP)).await;
