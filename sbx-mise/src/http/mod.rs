@@ -14,7 +14,9 @@
 //! * Every response body is cached under [`default_cache_dir`] (or the directory given in
 //!   [`HttpOptions::cache_dir`]) with its `ETag`/`Last-Modified`; the next request sends them
 //!   back and a `304 Not Modified` is answered from the cache.
-//! * Within one client, a URL is fetched at most once (concurrent callers share the request).
+//! * Within one client, a URL is fetched at most once: concurrent and later callers share the
+//!   request and its answer, a failure included (a 404, or the last error once the retries are
+//!   spent), so a run never asks twice for what it already knows is missing.
 //! * [`HttpOptions::offline`] answers only from the cache.
 //! * `https://` hosts are asked over HTTP/2 from the first byte, so a burst of requests shares
 //!   one connection per host; a host that speaks only HTTP/1.1 is asked again negotiated
@@ -157,8 +159,8 @@ pub struct HttpClient {
     documents: Documents,
 }
 
-/// Per-URL results of this client, shared by concurrent callers.
-type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<T>>>>;
+/// Per-URL results of this client, failures included, shared by every caller of the run.
+type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<Result<T, FetchError>>>>>;
 
 /// One attempt's failure: worth another try, or final.
 enum AttemptError {
@@ -533,7 +535,7 @@ fn check_status(url: &str, status: u16) -> Result<(), AttemptError> {
 }
 
 /// The shared cell for `key`, created on first use.
-fn cell<T>(map: &Memo<T>, key: &str) -> Arc<OnceCell<T>> {
+fn cell<T>(map: &Memo<T>, key: &str) -> Arc<OnceCell<Result<T, FetchError>>> {
     let mut map = match map.lock() {
         Ok(m) => m,
         Err(poisoned) => poisoned.into_inner(),
@@ -545,12 +547,12 @@ fn cell<T>(map: &Memo<T>, key: &str) -> Arc<OnceCell<T>> {
 impl Fetch for HttpClient {
     async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
         let cell = cell(&self.bodies, url);
-        cell.get_or_try_init(|| self.get_uncached(url)).await.cloned()
+        cell.get_or_init(|| self.get_uncached(url)).await.clone()
     }
 
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {
         let cell = cell(&self.digests, url);
-        cell.get_or_try_init(|| self.sha256_uncached(url)).await.cloned()
+        cell.get_or_init(|| self.sha256_uncached(url)).await.clone()
     }
 
     async fn size_of(&self, url: &str) -> Result<Option<u64>, FetchError> {
@@ -559,7 +561,7 @@ impl Fetch for HttpClient {
 
     async fn wheel_metadata(&self, url: &str) -> Result<Bytes, FetchError> {
         let cell = cell(&self.metadata, url);
-        cell.get_or_try_init(|| self.wheel_metadata_uncached(url)).await.cloned()
+        cell.get_or_init(|| self.wheel_metadata_uncached(url)).await.clone()
     }
 
     fn documents(&self) -> Option<&Documents> {

@@ -235,3 +235,20 @@ async fn a_request_task_ends_with_its_caller() {
     let died = own_task::<()>(async { panic!("boom") }).await;
     assert!(matches!(died, Err(AttemptError::Retry(m)) if m.contains("task")));
 }
+
+#[tokio::test]
+async fn a_url_is_asked_once_per_run_even_when_it_failed() {
+    let server = FixtureServer::start_default().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let client = client(cache.path());
+    let url = server.url("/node/nope.json");
+    let (first, second) = futures::join!(client.get(&url), client.get(&url));
+    let third = client.get(&url).await;
+    for err in [first, second, third] {
+        assert!(matches!(err, Err(FetchError::Status { status: 404, .. })), "{err:?}");
+    }
+    assert_eq!(server.statuses("/node/nope.json"), [404], "the run knew the answer already");
+    // A new run (a new client) asks again.
+    assert!(HttpClient::new(options(cache.path())).unwrap().get(&url).await.is_err());
+    assert_eq!(server.statuses("/node/nope.json"), [404, 404]);
+}

@@ -103,7 +103,7 @@ impl Upstreams {
 }
 
 /// An HTTP error or an unusable answer from an upstream.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum FetchError {
     /// The server answered with a status that is not success (after retries for 5xx).
     #[error("{url}: HTTP {status}; {}", status_hint(*status))]
