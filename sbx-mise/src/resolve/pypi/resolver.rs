@@ -50,7 +50,7 @@ pub enum Need {
         name: String,
         /// Version.
         version: String,
-        /// The release's smallest wheel, to read METADATA from if the release document is missing.
+        /// The wheel chosen for the target, to read METADATA from if the release document is missing.
         wheel_url: String,
     },
 }
@@ -318,18 +318,10 @@ impl Resolver {
                 Some(p) if Version::from_str(&p.info.version).is_ok_and(|v| v.to_string() == version) => {
                     p.info.requires_dist.as_deref().unwrap_or_default()
                 }
-                project => {
-                    // Any wheel of the release carries the same METADATA: read the smallest.
-                    let smallest = project
-                        .and_then(|p| p.releases.get(version))
-                        .and_then(|files| {
-                            files
-                                .iter()
-                                .filter(|f| f.filename.ends_with(".whl"))
-                                .min_by_key(|f| f.size.unwrap_or(u64::MAX))
-                        })
-                        .map_or(wheel_url, |f| f.url.as_str());
-                    missing.insert(Need::Requires { name: key.0, version: key.1, wheel_url: smallest.to_string() });
+                _ => {
+                    // The METADATA of the wheel this target installs, as pip and uv read it (a
+                    // caching proxy in front of the index most likely holds that file too).
+                    missing.insert(Need::Requires { name: key.0, version: key.1, wheel_url: wheel_url.to_string() });
                     return Ok(());
                 }
             },
