@@ -26,7 +26,8 @@ use crate::resolve::FetchError;
 /// Bytes fetched from the end of the file first.
 pub const TAIL: u64 = 64 * 1024;
 
-/// Bytes fetched from the start of the file along with the tail.
+/// Bytes fetched from the start of the file along with the tail; waited for only when the
+/// tail points into them.
 pub const HEAD: u64 = 64 * 1024;
 
 /// Range requests after the tail before giving up on a file.
@@ -62,6 +63,14 @@ pub enum ByteRange {
 }
 
 impl ByteRange {
+    /// The first byte asked for (`0` for a suffix, whose start depends on the file's length).
+    pub fn start(&self) -> u64 {
+        match *self {
+            Self::Suffix(_) | Self::Prefix(_) => 0,
+            Self::Span { start, .. } => start,
+        }
+    }
+
     /// The `Range` header value.
     pub fn header(&self) -> String {
         match *self {
@@ -154,7 +163,9 @@ where
         let range = match file.attempt(select_member, what) {
             Attempt::Done(data) => return Ok(data),
             Attempt::Failed(message) => return Err(LazyError::Malformed(message)),
-            Attempt::Need(_) if head_pending => {
+            // The head is waited for only when it holds the start of what is missing; a gap
+            // past it is asked for at once, so a slow head never costs a round trip.
+            Attempt::Need(range) if head_pending && range.start() < HEAD => {
                 head_answer = Some(head.as_mut().await);
                 head_pending = false;
                 continue;

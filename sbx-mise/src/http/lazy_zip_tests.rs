@@ -99,6 +99,28 @@ async fn metadata_in_the_middle_is_fetched_in_one_more_request() {
 }
 
 #[tokio::test]
+async fn a_slow_head_does_not_hold_up_a_range_past_it() {
+    // The tail points past the head: the member is asked for at once, the head never answers.
+    let file = wheel(&[("demo/a.bin".into(), noise(300_000, 6)), metadata(), ("demo/b.bin".into(), noise(300_000, 7))]);
+    let total = file.len() as u64;
+    let file = &file;
+    let read = read_member(
+        |range| async move {
+            let (start, end) = match range {
+                ByteRange::Prefix(_) => std::future::pending().await,
+                ByteRange::Suffix(n) => (total - n, total),
+                ByteRange::Span { start, end } => (start, end.min(total)),
+            };
+            Ok(Ranged::Part { start, total, bytes: Bytes::copy_from_slice(&file[start as usize..end as usize]) })
+        },
+        is_wheel_metadata,
+        "METADATA",
+    );
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("held up by the head");
+    assert_eq!(result.unwrap(), METADATA);
+}
+
+#[tokio::test]
 async fn a_central_directory_longer_than_the_tail_is_completed() {
     let mut members: Vec<(String, Vec<u8>)> =
         (0..1500).map(|i| (format!("demo/a/rather/long/path/to/module_number_{i:05}.py"), Vec::new())).collect();
