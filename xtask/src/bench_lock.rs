@@ -6,6 +6,8 @@
 //! * The same npm/pipx `mise.toml` locked by `sbx lock` and by the real `mise lock` (the
 //!   `@jdxcode/mise-linux-x64` binary from the npm registry) against the live registries,
 //!   cold caches, alternated round by round; reported as a ratio (target: sbx ≤ 0.5× mise).
+//!   Without `uv` mise does not touch PyPI for pipx tools, so the npm tools are also compared
+//!   alone, where both lock the whole closure.
 //!
 //! Medians of ROUNDS runs (default 5). The release `sbx` binary is built first.
 
@@ -21,6 +23,13 @@ const LIVE_TOOLS: &str = r#"[tools]
 "npm:eslint" = "9.15.0"
 "pipx:black" = "24.10.0"
 "pipx:ruff" = "0.8.0"
+"#;
+
+/// The npm tools of [`LIVE_TOOLS`] alone: work both tools do in full (mise resolves npm
+/// closures with its built-in `aube` resolver).
+const LIVE_NPM_TOOLS: &str = r#"[tools]
+"npm:prettier" = "3.3.3"
+"npm:eslint" = "9.15.0"
 "#;
 
 const PLATFORMS: &str = "[image]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n";
@@ -65,24 +74,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
 
     let mise = mise_binary()?;
-    let live = project(tmp.path(), "live", LIVE_TOOLS)?;
-    let mut sbx_cold = Vec::new();
-    let mut mise_cold = Vec::new();
-    for round in 0..rounds {
-        remove(&live.join("sbx.lock"))?;
-        let cache = tmp.path().join(format!("live-sbx-cache-{round}"));
-        sbx_cold.push(time(&sbx, &live, &["lock"], &[("SBX_CACHE_DIR".into(), cache.display().to_string())])?);
-        remove(&live.join("mise.lock"))?;
-        let dir = tmp.path().join(format!("live-mise-{round}"));
-        let env = [
-            ("MISE_CACHE_DIR".to_string(), dir.join("cache").display().to_string()),
-            ("MISE_DATA_DIR".to_string(), dir.join("data").display().to_string()),
-            ("MISE_STATE_DIR".to_string(), dir.join("state").display().to_string()),
-            ("MISE_YES".to_string(), "1".to_string()),
-        ];
-        mise_cold.push(time(&mise, &live, &["lock", "--platform", "linux-x64,linux-arm64"], &env)?);
-    }
-    let (s, m) = (median(&mut sbx_cold), median(&mut mise_cold));
+    let (s, m) = compare(&sbx, &mise, tmp.path(), "live", LIVE_TOOLS, rounds)?;
     let ratio = s.as_secs_f64() / m.as_secs_f64();
     println!(
         "live npm + PyPI (prettier, eslint, black, ruff × 2 platforms), cold caches, alternated, {rounds} rounds:"
@@ -92,10 +84,57 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("  ratio sbx / mise          {ratio:.2}×   (target ≤ 0.5×: {})", verdict(ratio <= 0.5));
     if !has_uv() {
         println!(
-            "  note: no `uv` on PATH, so mise skips the pipx dependency graph; sbx locks the whole closure with checksums"
+            "  note: no `uv` on PATH, so mise skips the pipx dependency graph (no request at all); sbx locks the whole closure with checksums"
         );
     }
+    let (s, m) = compare(&sbx, &mise, tmp.path(), "live-npm", LIVE_NPM_TOOLS, rounds)?;
+    println!(
+        "live npm only (prettier, eslint × 2 platforms; both lock the whole closure with integrity), {rounds} rounds:"
+    );
+    println!("  sbx lock                  {}", ms(s));
+    println!("  mise {MISE_VERSION} lock       {}", ms(m));
+    println!("  ratio sbx / mise          {:.2}×", s.as_secs_f64() / m.as_secs_f64());
     Ok(())
+}
+
+/// Median cold `sbx lock` and `mise lock` of `tools`, alternated round by round, each run with
+/// fresh caches and a fresh `HOME`.
+fn compare(
+    sbx: &Path,
+    mise: &Path,
+    root: &Path,
+    name: &str,
+    tools: &str,
+    rounds: usize,
+) -> anyhow::Result<(Duration, Duration)> {
+    let live = project(root, name, tools)?;
+    let mut sbx_cold = Vec::new();
+    let mut mise_cold = Vec::new();
+    for round in 0..rounds {
+        remove(&live.join("sbx.lock"))?;
+        let dir = root.join(format!("{name}-sbx-{round}"));
+        let env = [
+            ("SBX_CACHE_DIR".to_string(), dir.join("cache").display().to_string()),
+            ("HOME".to_string(), dir.join("home").display().to_string()),
+        ];
+        sbx_cold.push(time(sbx, &live, &["lock"], &env)?);
+        // mise also keeps its npm resolver's lockfiles in `.mise/locks`: a cold run has none.
+        remove(&live.join("mise.lock"))?;
+        match std::fs::remove_dir_all(live.join(".mise")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let dir = root.join(format!("{name}-mise-{round}"));
+        let env = [
+            ("MISE_CACHE_DIR".to_string(), dir.join("cache").display().to_string()),
+            ("MISE_DATA_DIR".to_string(), dir.join("data").display().to_string()),
+            ("MISE_STATE_DIR".to_string(), dir.join("state").display().to_string()),
+            ("HOME".to_string(), dir.join("home").display().to_string()),
+            ("MISE_YES".to_string(), "1".to_string()),
+        ];
+        mise_cold.push(time(mise, &live, &["lock", "--platform", "linux-x64,linux-arm64"], &env)?);
+    }
+    Ok((median(&mut sbx_cold), median(&mut mise_cold)))
 }
 
 /// The real mise binary, downloaded once from the npm registry into the target dir.
