@@ -72,13 +72,24 @@ enum Root {
 /// Races the release page of `tool==version` against the project document. Both are memoized
 /// by the HTTP client, so the race in `lock` ends as the one in `resolve` did; a missing page
 /// (many mirrors serve none) waits for the project document, already on its way.
+///
+/// When the project document answers first and `version` is not its newest release, the page
+/// is waited for too: the lock needs that release's `Requires-Dist`, which the page settles
+/// ([`fetch_requires`]), and a page dropped here would be asked for again from the start.
 async fn root_document(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str) -> Result<Root, ResolveError> {
     let release = std::pin::pin!(fetch_release(ctx, &tool.name, version));
     let project = std::pin::pin!(fetch_project(ctx, &tool.name));
     match future::select(release, project).await {
         Either::Left((Some(release), _)) => Ok(Root::Release(release)),
         Either::Left((None, project)) => Ok(Root::Project(project.await?)),
-        Either::Right((project, _)) => Ok(Root::Project(project?)),
+        Either::Right((project, release)) => {
+            let project = project?;
+            let older = project.as_ref().is_some_and(|p| p.releases.contains_key(version) && !p.describes(version));
+            if older && let Some(release) = release.await {
+                return Ok(Root::Release(release));
+            }
+            Ok(Root::Project(project))
+        }
     }
 }
 

@@ -42,7 +42,9 @@ fn selects_with_mise_rules_skipping_yanked_releases() {
 }
 
 /// PyPI in memory: project documents only (release documents are 404, as on the mirror
-/// these machines use, so METADATA comes from the wheels); records what was asked.
+/// these machines use, so METADATA comes from the wheels); records what was asked, and what
+/// was asked but no longer waited for.
+#[derive(Default)]
 struct Pypi {
     projects: BTreeMap<String, serde_json::Value>,
     /// `name/version` → release page (none: as on the mirror these machines use).
@@ -51,6 +53,18 @@ struct Pypi {
     hanging: BTreeSet<String>,
     wheels: BTreeMap<String, Vec<u8>>,
     asked: std::sync::Mutex<Vec<String>>,
+    abandoned: std::sync::Mutex<Vec<String>>,
+}
+
+/// Records its path as abandoned unless the request answered.
+struct Abandoned<'a>(&'a std::sync::Mutex<Vec<String>>, Option<String>);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.1.take() {
+            self.0.lock().unwrap().push(path);
+        }
+    }
 }
 
 #[async_trait]
@@ -58,6 +72,7 @@ impl crate::resolve::Fetch for Pypi {
     async fn get(&self, url: &str) -> Result<bytes::Bytes, crate::resolve::FetchError> {
         let path = url.trim_start_matches("http://p/");
         self.asked.lock().unwrap().push(path.to_string());
+        let mut waited_for = Abandoned(&self.abandoned, Some(path.to_string()));
         if path.starts_with("files/") {
             // A wheel takes a while, as over a network: the guesses are fetched meanwhile.
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -66,6 +81,11 @@ impl crate::resolve::Fetch for Pypi {
         if name.is_some_and(|n| self.hanging.contains(n)) {
             std::future::pending::<()>().await;
         }
+        if name.is_some_and(|n| n.contains('/')) {
+            // So does a release page (`name/version`), found or not.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        waited_for.1 = None;
         let body = match name.and_then(|n| self.projects.get(n).or_else(|| self.pages.get(n))) {
             Some(doc) => serde_json::to_vec(doc).ok(),
             None => self.wheels.get(path).cloned(),
@@ -118,7 +138,7 @@ async fn projects_the_newest_release_requires_are_fetched_on_a_guess_without_cha
         pages: BTreeMap::new(),
         hanging: BTreeSet::new(),
         wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &["a>=1"]))]),
-        asked: std::sync::Mutex::new(Vec::new()),
+        ..Pypi::default()
     };
     let upstreams =
         crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
@@ -166,7 +186,7 @@ async fn an_exact_version_is_resolved_and_locked_from_its_release_page() {
             },
             hanging: if hanging { BTreeSet::from(["tool".to_string()]) } else { BTreeSet::new() },
             wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &["a>=1"]))]),
-            asked: std::sync::Mutex::new(Vec::new()),
+            ..Pypi::default()
         }
     };
     let upstreams =
@@ -205,4 +225,30 @@ async fn an_exact_version_is_resolved_and_locked_from_its_release_page() {
     assert_eq!((ranged.version.as_str(), asked.contains(&"pypi/tool/json".to_string())), ("1.0", true));
     let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, false)));
     assert!(matches!(run(with_pages, "1.5").await, Err(ResolveError::NoMatch { .. })));
+}
+
+#[tokio::test]
+async fn an_older_release_page_is_waited_for_not_asked_again() {
+    // The index serves no release pages and answers the project document first.
+    let pypi = Pypi {
+        projects: BTreeMap::from([project("tool", "2.0", &[], &["1.0", "2.0"])]),
+        wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &[]))]),
+        ..Pypi::default()
+    };
+    let upstreams =
+        crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
+    let (runtimes, platforms) = (BTreeMap::new(), [Platform::LINUX_AMD64]);
+    let ctx = ResolveContext { fetch: &pypi, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
+    let tool = BackendRef::parse("pipx:tool").unwrap().unwrap();
+    // 1.0 is not the newest: its page settles its Requires-Dist, so it is waited for, not dropped
+    // (an HTTP client would otherwise ask for it again when the lock reads Requires-Dist).
+    let request = VersionRequest::parse("1.0").unwrap();
+    assert_eq!(PIPX.resolve(&ctx, &tool, &request).await.unwrap(), "1.0");
+    PIPX.lock(&ctx, &tool, &request, "1.0").await.unwrap();
+    let abandoned = pypi.abandoned.lock().unwrap().clone();
+    assert!(!abandoned.contains(&"pypi/tool/1.0/json".to_string()), "{abandoned:?}");
+    // The newest release's Requires-Dist is in the project document: its page is not waited for.
+    let request = VersionRequest::parse("2.0").unwrap();
+    assert_eq!(PIPX.resolve(&ctx, &tool, &request).await.unwrap(), "2.0");
+    assert!(pypi.abandoned.lock().unwrap().contains(&"pypi/tool/2.0/json".to_string()));
 }

@@ -9,6 +9,7 @@
 //! no extra round trip; the release document wins whenever it exists.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use futures::future::{Either, select};
@@ -43,6 +44,14 @@ pub struct Project {
     /// Version → its files.
     #[serde(default)]
     pub releases: BTreeMap<String, Vec<File>>,
+}
+
+impl Project {
+    /// Whether `version` is the release `info` describes (the newest), compared as PEP 440
+    /// versions, so its `Requires-Dist` is at hand.
+    pub fn describes(&self, version: &str) -> bool {
+        pep508_rs::pep440_rs::Version::from_str(&self.info.version).is_ok_and(|v| v.to_string() == version)
+    }
 }
 
 /// `info` of a project or release document.

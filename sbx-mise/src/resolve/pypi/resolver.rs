@@ -315,9 +315,7 @@ impl Resolver {
         let lines = match store.requires.get(&key) {
             Some(lines) => lines.as_slice(),
             None => match store.projects.get(name) {
-                Some(p) if Version::from_str(&p.info.version).is_ok_and(|v| v.to_string() == version) => {
-                    p.info.requires_dist.as_deref().unwrap_or_default()
-                }
+                Some(p) if p.describes(version) => p.info.requires_dist.as_deref().unwrap_or_default(),
                 _ => {
                     // The METADATA of the wheel this target installs, as pip and uv read it (a
                     // caching proxy in front of the index most likely holds that file too).
