@@ -14,6 +14,8 @@
 //! * Every response body is cached under [`default_cache_dir`] (or the directory given in
 //!   [`HttpOptions::cache_dir`]) with its `ETag`/`Last-Modified`; the next request sends them
 //!   back and a `304 Not Modified` is answered from the cache.
+//! * A body asked for in another representation ([`Fetch::get_accepting`]) is cached and
+//!   shared apart from the URL's plain body.
 //! * Within one client, a URL is fetched at most once: concurrent and later callers share the
 //!   request and its answer, a failure included (a 404, or the last error once the retries are
 //!   spent), so a run never asks twice for what it already knows is missing.
@@ -38,7 +40,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use reqwest::header::{CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE};
+use reqwest::header::{ACCEPT, CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -278,14 +280,19 @@ impl HttpClient {
         Err(FetchError::GaveUp { url: url.to_string(), attempts, last })
     }
 
-    async fn get_uncached(&self, url: &str) -> Result<Bytes, FetchError> {
-        let cached = self.cache.read(url);
+    /// GETs `url` (with `Accept: accept` when given), from the cache entry `key` when the
+    /// server says it has not changed.
+    async fn get_uncached(&self, key: &str, url: &str, accept: Option<&str>) -> Result<Bytes, FetchError> {
+        let cached = self.cache.read(key);
         if self.options.offline {
             return cached.map(|e| e.body).ok_or_else(|| FetchError::Offline { url: url.to_string() });
         }
         let got = self
             .with_retries(url, |client| {
                 let mut req = self.request(client, url);
+                if let Some(accept) = accept {
+                    req = req.header(ACCEPT, accept);
+                }
                 if let Some(entry) = &cached {
                     if let Some(etag) = &entry.meta.etag {
                         req = req.header(IF_NONE_MATCH, etag);
@@ -319,7 +326,7 @@ impl HttpClient {
             (Got::NotModified, Some(entry)) => Ok(entry.body),
             (Got::NotModified, None) => Err(FetchError::Status { url: url.to_string(), status: 304 }),
             (Got::Fresh { body, etag, last_modified }, _) => {
-                self.store(url.to_string(), etag, last_modified, body.clone()).await;
+                self.store(key.to_string(), etag, last_modified, body.clone()).await;
                 Ok(body)
             }
         }
@@ -462,7 +469,7 @@ impl HttpClient {
                 Err(
                     LazyError::Malformed(_)
                     | LazyError::Fetch(FetchError::Malformed { .. } | FetchError::Status { status: 416, .. }),
-                ) => in_memory(&self.get_uncached(url).await?)?,
+                ) => in_memory(&self.get_uncached(url, url, None).await?)?,
                 Err(LazyError::Fetch(e)) => return Err(e),
             }
         };
@@ -547,7 +554,13 @@ fn cell<T>(map: &Memo<T>, key: &str) -> Arc<OnceCell<Result<T, FetchError>>> {
 impl Fetch for HttpClient {
     async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
         let cell = cell(&self.bodies, url);
-        cell.get_or_init(|| self.get_uncached(url)).await.clone()
+        cell.get_or_init(|| self.get_uncached(url, url, None)).await.clone()
+    }
+
+    async fn get_accepting(&self, url: &str, accept: &'static str) -> Result<Bytes, FetchError> {
+        let key = format!("accept {accept} {url}");
+        let cell = cell(&self.bodies, &key);
+        cell.get_or_init(|| self.get_uncached(&key, url, Some(accept))).await.clone()
     }
 
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError> {

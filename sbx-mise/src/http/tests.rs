@@ -252,3 +252,51 @@ async fn a_url_is_asked_once_per_run_even_when_it_failed() {
     assert!(HttpClient::new(options(cache.path())).unwrap().get(&url).await.is_err());
     assert_eq!(server.statuses("/node/nope.json"), [404, 404]);
 }
+
+/// A loopback HTTP/1.1 server that answers every request with its `Accept` header (`none`
+/// when there is none), counting requests.
+fn echo_accept_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/simple/x/", listener.local_addr().unwrap());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut accept = "none".to_string();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("accept")
+                {
+                    accept = v.trim().to_string();
+                }
+            }
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", accept.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(accept.as_bytes()));
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn a_representation_asked_for_is_cached_apart_from_the_plain_body() {
+    const JSON: &str = "application/vnd.pypi.simple.v1+json";
+    let (url, requests) = echo_accept_server();
+    let cache = tempfile::tempdir().unwrap();
+    let client = client(cache.path());
+    let (json, again) = futures::join!(client.get_accepting(&url, JSON), client.get_accepting(&url, JSON));
+    assert_eq!((json.unwrap(), again.unwrap()), (Bytes::from(JSON), Bytes::from(JSON)));
+    assert_eq!(client.get(&url).await.unwrap(), "*/*", "reqwest's default");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2, "one request per representation");
+    // Each is cached under its own key: offline, a new run gets each back as it was.
+    let offline = HttpClient::new(HttpOptions { offline: true, ..options(cache.path()) }).unwrap();
+    assert_eq!(offline.get_accepting(&url, JSON).await.unwrap(), JSON);
+    assert_eq!(offline.get(&url).await.unwrap(), "*/*");
+}

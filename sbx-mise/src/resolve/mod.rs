@@ -170,6 +170,12 @@ fn status_hint(status: u16) -> &'static str {
 pub trait Fetch: Send + Sync {
     /// GET a URL and return the whole body (metadata: indexes, checksum files, API JSON).
     async fn get(&self, url: &str) -> Result<bytes::Bytes, FetchError>;
+    /// GET a URL asking for the representation `accept` names (content negotiation, as PEP
+    /// 691's JSON simple index is asked for); cached and shared apart from [`Fetch::get`] of
+    /// the same URL. The default ignores `accept`.
+    async fn get_accepting(&self, url: &str, _accept: &'static str) -> Result<bytes::Bytes, FetchError> {
+        self.get(url).await
+    }
     /// Download an artifact and return its sha256 (hex) and size, for upstreams that publish
     /// no checksum. Large bodies are streamed, not kept in memory.
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), FetchError>;

@@ -4,16 +4,16 @@
 //! * Python: `ctx.runtimes["python"]` when python is locked in the same run, else
 //!   [`DEFAULT_PYTHON`]; recorded as the tool's `runtime` (`python@3.12.7`).
 //! * Version: mise's rules ([`matching::select`]) over the releases not entirely yanked.
-//! * Closure: [`Resolver`] per platform (markers evaluated for that platform, the best wheel
-//!   for its tags); the per-platform pins are merged: the same wheel on every platform is one
-//!   entry with `platforms = []`, platform-specific wheels list their platforms.
-//! * Metadata comes from PyPI's JSON API, fetched concurrently ([`CONCURRENCY`] at a time),
-//!   round by round as the resolver asks. Meanwhile the projects that the newest release of
-//!   each project already known requires on the target are requested on a guess (an older
-//!   release usually requires the same), so the round that asks for them finds them fetched;
-//!   the guess only warms the HTTP client, the resolver sees the same data either way.
-//! * An exact version comes from its release page when the index serves one and it answers
-//!   before the project document (`Root`); the lock is the same either way.
+//! * Closure: [`Resolver`] per platform, the platforms at once (markers evaluated for that
+//!   platform, the best wheel for its tags); the per-platform pins are merged: the same wheel
+//!   on every platform is one entry with `platforms = []`, platform-specific wheels list their
+//!   platforms.
+//! * Projects come from the JSON simple API ([`fetch_project`]), each release's `Requires-Dist`
+//!   from the METADATA of the wheel the target installs ([`fetch_requires`]), fetched
+//!   concurrently ([`CONCURRENCY`] at a time), round by round as the resolver asks. Meanwhile
+//!   [`prefetch`] walks the closure the resolver will most likely ask for, each step as soon
+//!   as the one before it answered, so a round finds its documents fetched or on their way;
+//!   it only warms the HTTP client, the resolver sees the same data either way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -26,8 +26,10 @@ use futures::{StreamExt, TryStreamExt};
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{Requirement, VerbatimUrl};
 
-use super::pypi::project::{Project, fetch_project, fetch_release, fetch_requires, normalize, project_url};
-use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store};
+use super::pypi::metadata::fetch_requires;
+use super::pypi::project::{File, Project, normalize};
+use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store, best_wheel};
+use super::pypi::simple::{fetch_project, simple_url};
 use super::pypi::target::{DEFAULT_PYTHON, Target};
 use super::{Backend, ResolveContext, ResolveError, matching};
 use crate::lockfile::{Artifact, Checksum, LockedPackage, LockedTool};
@@ -60,39 +62,6 @@ fn no_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> ResolveError {
     }
 }
 
-/// The document `tool==version` is resolved and locked from.
-enum Root {
-    /// Its release page ([`fetch_release`]), which answered first: it settles an exact version
-    /// and stands for the tool's project in the lock.
-    Release(Arc<Project>),
-    /// The project document (`None`: the index has no such project).
-    Project(Option<Arc<Project>>),
-}
-
-/// Races the release page of `tool==version` against the project document. Both are memoized
-/// by the HTTP client, so the race in `lock` ends as the one in `resolve` did; a missing page
-/// (many mirrors serve none) waits for the project document, already on its way.
-///
-/// When the project document answers first and `version` is not its newest release, the page
-/// is waited for too: the lock needs that release's `Requires-Dist`, which the page settles
-/// ([`fetch_requires`]), and a page dropped here would be asked for again from the start.
-async fn root_document(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str) -> Result<Root, ResolveError> {
-    let release = std::pin::pin!(fetch_release(ctx, &tool.name, version));
-    let project = std::pin::pin!(fetch_project(ctx, &tool.name));
-    match future::select(release, project).await {
-        Either::Left((Some(release), _)) => Ok(Root::Release(release)),
-        Either::Left((None, project)) => Ok(Root::Project(project.await?)),
-        Either::Right((project, release)) => {
-            let project = project?;
-            let older = project.as_ref().is_some_and(|p| p.releases.contains_key(version) && !p.describes(version));
-            if older && let Some(release) = release.await {
-                return Ok(Root::Release(release));
-            }
-            Ok(Root::Project(project))
-        }
-    }
-}
-
 /// Releases that have at least one file that is not yanked, oldest first.
 fn sorted_versions(project: &Project) -> Vec<String> {
     let mut parsed: Vec<(Version, &String)> = project
@@ -111,17 +80,38 @@ pub fn select(tool: &BackendRef, project: &Project, request: &VersionRequest) ->
     matching::select(&tool.to_string(), &sorted_versions(project), request)
 }
 
-async fn fetch_needs(ctx: &ResolveContext<'_>, store: &mut Store, needs: BTreeSet<Need>) -> Result<(), ResolveError> {
+/// Fetches what the resolver on `target` needs; a release's `Requires-Dist` is read from the
+/// wheel [`metadata_wheel`] names.
+async fn fetch_needs(
+    ctx: &ResolveContext<'_>,
+    store: &mut Store,
+    needs: BTreeSet<Need>,
+    first: &Target,
+) -> Result<(), ResolveError> {
     enum Got {
         Project(String, Option<Arc<Project>>),
         Requires(String, String, Vec<String>),
     }
+    let needs: Vec<Need> = needs
+        .into_iter()
+        .map(|need| match need {
+            Need::Requires { name, version, wheel_url, metadata } => {
+                let first_wheel = store.projects.get(&name).and_then(|p| best_wheel(p.files_of(&version)?, first));
+                let (wheel_url, metadata) = match first_wheel {
+                    Some(wheel) => (wheel.url.clone(), wheel.metadata.clone()),
+                    None => (wheel_url, metadata),
+                };
+                Need::Requires { name, version, wheel_url, metadata }
+            }
+            need => need,
+        })
+        .collect();
     let got: Vec<Got> = futures::stream::iter(needs)
         .map(|need| async move {
             match need {
                 Need::Project(name) => Ok(Got::Project(name.clone(), fetch_project(ctx, &name).await?)),
-                Need::Requires { name, version, wheel_url } => {
-                    let lines = fetch_requires(ctx, &name, &version, &wheel_url).await?;
+                Need::Requires { name, version, wheel_url, metadata } => {
+                    let lines = fetch_requires(ctx, &wheel_url, metadata.as_ref()).await?;
                     Ok::<_, ResolveError>(Got::Requires(name, version, lines))
                 }
             }
@@ -145,73 +135,102 @@ async fn fetch_needs(ctx: &ResolveContext<'_>, store: &mut Store, needs: BTreeSe
     Ok(())
 }
 
-/// The closure of `tool==version` on one target, fetching metadata round by round.
+/// The wheel whose METADATA gives a release's `Requires-Dist` on every platform: the one the
+/// first platform (`first`) installs, else the one `target` installs. A release's wheels
+/// declare the same dependencies (platform differences are written as markers, which each
+/// target evaluates), as uv assumes too; reading one wheel per release instead of one per
+/// platform halves the METADATA reads of a two-platform lock, and caching proxies in front
+/// of an index hold the first platform's (x86_64) wheels far more often than the others.
+fn metadata_wheel<'f>(files: &'f [File], first: &Target, target: &Target) -> Option<&'f File> {
+    best_wheel(files, first).or_else(|| best_wheel(files, target))
+}
+
+/// The closure of `tool==version` on `target`, fetching metadata round by round while
+/// [`prefetch`] runs ahead; `first` is the first platform of the lock ([`metadata_wheel`]).
 pub async fn resolve_for(
     ctx: &ResolveContext<'_>,
-    store: &mut Store,
     tool: &BackendRef,
     version: &str,
     target: &Target,
+    first: &Target,
 ) -> Result<Vec<Pinned>, ResolveError> {
-    let mut resolver = Resolver::default();
-    let mut guessed = Guessed::default();
-    let mut warming = FuturesUnordered::new();
-    loop {
-        for name in likely_needed(store, target, &mut guessed) {
-            let url = project_url(&ctx.upstreams.pypi, &name);
-            warming.push(async move {
-                let _ = ctx.fetch.get(&url).await;
-            });
-        }
-        let needs = match resolver.resolve(store, &tool.name, version, target) {
-            Ok(pinned) => return Ok(pinned),
-            Err(Failure::Missing(needs)) => needs,
-            Err(f) => return Err(failure(ctx, tool, version, target, f)),
-        };
-        let mut round = std::pin::pin!(fetch_needs(ctx, store, needs));
+    let rounds = std::pin::pin!(async {
+        let (mut resolver, mut store) = (Resolver::default(), Store::default());
         loop {
-            if warming.is_empty() {
-                round.await?;
-                break;
+            match resolver.resolve(&store, &tool.name, version, target) {
+                Ok(pinned) => return Ok(pinned),
+                Err(Failure::Missing(needs)) => fetch_needs(ctx, &mut store, needs, first).await?,
+                Err(f) => return Err(failure(ctx, tool, version, target, f)),
             }
-            if let Either::Left((result, _)) = future::select(round.as_mut(), warming.next()).await {
-                result?;
-                break;
+        }
+    });
+    // The rounds decide; what the prefetch has not fetched when they are done is dropped.
+    match future::select(rounds, std::pin::pin!(prefetch(ctx, &tool.name, version, target, first))).await {
+        Either::Left((pinned, _)) => pinned,
+        Either::Right(((), rounds)) => rounds.await,
+    }
+}
+
+/// Fetches, ahead of the resolver, what it will most likely ask for: each project's
+/// document, the METADATA of the release it would most likely get ([`likely_release`]), and
+/// the projects that release requires on `target` (markers evaluated, no extras), each step
+/// as soon as the one before it answered. Failures are left for the resolver to meet.
+async fn prefetch(ctx: &ResolveContext<'_>, root: &str, version: &str, target: &Target, first: &Target) {
+    let root = normalize(root);
+    let mut seen = BTreeSet::from([root.clone()]);
+    let mut steps = FuturesUnordered::new();
+    steps.push(prefetch_step(ctx, root, Some(version), target, first));
+    while let Some(names) = steps.next().await {
+        for name in names {
+            if seen.insert(name.clone()) {
+                steps.push(prefetch_step(ctx, name, None, target, first));
             }
         }
     }
 }
 
-/// What [`likely_needed`] has looked at and named so far.
-#[derive(Default)]
-struct Guessed {
-    /// Projects whose requirements were read.
-    read: BTreeSet<String>,
-    /// Projects named.
-    named: BTreeSet<String>,
+/// One project of [`prefetch`]: the projects its likely release requires on `target`.
+async fn prefetch_step(
+    ctx: &ResolveContext<'_>,
+    name: String,
+    exact: Option<&str>,
+    target: &Target,
+    first: &Target,
+) -> Vec<String> {
+    let Ok(Some(project)) = fetch_project(ctx, &name).await else { return Vec::new() };
+    let Some((version, wheel)) = likely_release(&project, exact, target, first) else { return Vec::new() };
+    let lines = if project.describes(&version) {
+        project.info.requires_dist.clone().unwrap_or_default()
+    } else {
+        fetch_requires(ctx, &wheel.url, wheel.metadata.as_ref()).await.unwrap_or_default()
+    };
+    lines
+        .iter()
+        .filter_map(|line| Requirement::<VerbatimUrl>::from_str(line).ok())
+        .filter(|req| req.evaluate_markers(&target.markers, &[]))
+        .map(|req| normalize(req.name.as_ref()))
+        .collect()
 }
 
-/// Projects not fetched yet that the newest release of a project in `store` requires on
-/// `target` (markers evaluated, no extras), each named once over the calls sharing `guessed`.
-fn likely_needed(store: &Store, target: &Target, guessed: &mut Guessed) -> Vec<String> {
-    let mut names = Vec::new();
-    for (project, doc) in &store.projects {
-        if !guessed.read.insert(project.clone()) {
-            continue;
-        }
-        for line in doc.info.requires_dist.iter().flatten() {
-            let Ok(req) = Requirement::<VerbatimUrl>::from_str(line) else { continue };
-            let name = normalize(req.name.as_ref());
-            if req.evaluate_markers(&target.markers, &[])
-                && !store.projects.contains_key(&name)
-                && !store.absent.contains(&name)
-                && guessed.named.insert(name.clone())
-            {
-                names.push(name);
-            }
-        }
-    }
-    names
+/// The release of `project` the resolver most likely picks on `target`, with the wheel its
+/// METADATA is read from ([`metadata_wheel`]): `exact` when given, else the newest release
+/// that is not a prerelease and has a wheel for the target.
+fn likely_release<'p>(
+    project: &'p Project,
+    exact: Option<&str>,
+    target: &Target,
+    first: &Target,
+) -> Option<(String, &'p File)> {
+    let exact = exact.and_then(|v| Version::from_str(v).ok());
+    let mut releases: Vec<(Version, &String)> =
+        project.releases.keys().filter_map(|v| Some((Version::from_str(v).ok()?, v))).collect();
+    releases.sort();
+    releases
+        .into_iter()
+        .rev()
+        .filter(|(v, _)| exact.as_ref().map_or(!v.any_prerelease(), |e| e == v))
+        .filter(|(_, key)| best_wheel(&project.releases[*key], target).is_some())
+        .find_map(|(v, key)| Some((v.to_string(), metadata_wheel(&project.releases[key], first, target)?)))
 }
 
 fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &Target, f: Failure) -> ResolveError {
@@ -223,7 +242,7 @@ fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &
             "{tool} {version}: dependency `{package}` (required by {required_by}) does not exist on {} ({}); \
              check the PyPI setting (SBX_PYPI_URL) or pick another version of {}",
             ctx.upstreams.pypi,
-            project_url(&ctx.upstreams.pypi, &package),
+            simple_url(&ctx.upstreams.pypi, &package),
             tool.name
         )),
         Failure::NoVersion { package, spec, required_by } => ResolveError::NoMatch {
@@ -289,16 +308,7 @@ impl Backend for PipxBackend {
         tool: &BackendRef,
         request: &VersionRequest,
     ) -> Result<String, ResolveError> {
-        // A version that exists exactly is taken as is ([`matching::fuzzy`]): its release page
-        // settles it when the index serves one.
-        let project = match request {
-            VersionRequest::Version(v) => match root_document(ctx, tool, v).await? {
-                Root::Release(_) => return Ok(v.clone()),
-                Root::Project(project) => project.ok_or_else(|| no_project(ctx, tool))?,
-            },
-            _ => root_project(ctx, tool).await?,
-        };
-        select(tool, &project, request)
+        select(tool, &*root_project(ctx, tool).await?, request)
     }
 
     async fn lock(
@@ -309,15 +319,22 @@ impl Backend for PipxBackend {
         version: &str,
     ) -> Result<LockedTool, ResolveError> {
         let python = python_version(ctx);
-        let mut store = Store::default();
-        if let Root::Release(release) = root_document(ctx, tool, version).await? {
-            store.projects.insert(normalize(&tool.name), release);
-        }
+        let targets = ctx
+            .platforms
+            .iter()
+            .map(|&platform| Target::new(platform, &python))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ResolveError::Unsupported(format!("{tool}: {e}")))?;
+        // All platforms at once; the first platform's error is the one reported, as it would be
+        // one platform after the other.
+        let Some(first) = targets.first() else {
+            return Err(ResolveError::Unsupported(format!("{tool}: no platform to lock for")));
+        };
+        let resolved =
+            future::join_all(targets.iter().map(|target| resolve_for(ctx, tool, version, target, first))).await;
         let mut pins = Vec::new();
-        for &platform in ctx.platforms {
-            let target =
-                Target::new(platform, &python).map_err(|e| ResolveError::Unsupported(format!("{tool}: {e}")))?;
-            pins.push((platform, resolve_for(ctx, &mut store, tool, version, &target).await?));
+        for (target, pinned) in targets.iter().zip(resolved) {
+            pins.push((target.platform, pinned?));
         }
         Ok(LockedTool {
             backend: tool.to_string(),

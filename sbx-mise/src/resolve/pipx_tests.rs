@@ -41,55 +41,152 @@ fn selects_with_mise_rules_skipping_yanked_releases() {
     assert!(sel("3").is_err());
 }
 
-/// PyPI in memory: project documents only (release documents are 404, as on the mirror
-/// these machines use, so METADATA comes from the wheels); records what was asked, and what
-/// was asked but no longer waited for.
+/// `(name, [(version, Requires-Dist)])` of the projects of an [`Index`].
+type Projects<'a> = &'a [(&'a str, &'a [(&'a str, &'a [&'a str])])];
+
+/// An index in memory: each project's releases, with their `Requires-Dist` and one wheel per
+/// tag of `tags` (`py3-none-any` when none); the last listed release is the newest. Served as PEP 691 pages under
+/// `simple/`, as JSON API documents under `pypi/` and as real wheels under `files/`; records
+/// every path asked for.
 #[derive(Default)]
-struct Pypi {
-    projects: BTreeMap<String, serde_json::Value>,
-    /// `name/version` → release page (none: as on the mirror these machines use).
-    pages: BTreeMap<String, serde_json::Value>,
-    /// Project documents that never answer.
-    hanging: BTreeSet<String>,
-    wheels: BTreeMap<String, Vec<u8>>,
+struct Index {
+    projects: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    /// `name → wheel tags` of projects whose wheels are not `py3-none-any`.
+    tags: BTreeMap<String, Vec<&'static str>>,
+    /// The simple URL answers HTML (PEP 503 only), as an index without PEP 691 does.
+    html_only: bool,
+    /// Wheels' METADATA is advertised and served on its own (PEP 658), with these bodies
+    /// (`None`: the true METADATA).
+    metadata_files: Option<BTreeMap<String, Option<Vec<u8>>>>,
+    /// `path → other path`: `path` answers only once `other` has been asked for.
+    held: BTreeMap<String, String>,
     asked: std::sync::Mutex<Vec<String>>,
-    abandoned: std::sync::Mutex<Vec<String>>,
 }
 
-/// Records its path as abandoned unless the request answered.
-struct Abandoned<'a>(&'a std::sync::Mutex<Vec<String>>, Option<String>);
+impl Index {
+    fn new(projects: Projects<'_>) -> Self {
+        let projects = projects
+            .iter()
+            .map(|(name, releases)| {
+                let releases = releases
+                    .iter()
+                    .map(|(v, requires)| (v.to_string(), requires.iter().map(|r| r.to_string()).collect()))
+                    .collect();
+                (name.to_string(), releases)
+            })
+            .collect();
+        Self { projects, ..Self::default() }
+    }
 
-impl Drop for Abandoned<'_> {
-    fn drop(&mut self) {
-        if let Some(path) = self.1.take() {
-            self.0.lock().unwrap().push(path);
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    fn files(&self, name: &str, version: &str) -> Vec<String> {
+        let tags = self.tags.get(name).cloned().unwrap_or_else(|| vec!["py3-none-any"]);
+        tags.iter().map(|tag| format!("{name}-{version}-{tag}.whl")).collect()
+    }
+
+    fn metadata(name: &str, version: &str, requires: &[String]) -> String {
+        let lines: String = requires.iter().map(|r| format!("Requires-Dist: {r}\n")).collect();
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{lines}\n")
+    }
+
+    fn wheel(name: &str, version: &str, requires: &[String]) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        w.start_file(format!("{name}-{version}.dist-info/METADATA"), zip::write::SimpleFileOptions::default()).unwrap();
+        w.write_all(Self::metadata(name, version, requires).as_bytes()).unwrap();
+        w.finish().unwrap();
+        buf.into_inner()
+    }
+
+    fn answer(&self, path: &str) -> Option<Vec<u8>> {
+        if let Some(name) = path.strip_prefix("simple/").and_then(|p| p.strip_suffix('/')) {
+            let releases = self.projects.get(name)?;
+            if self.html_only {
+                return Some(format!("<html><body><h1>Links for {name}</h1></body></html>").into_bytes());
+            }
+            let files: Vec<serde_json::Value> = releases
+                .iter()
+                .flat_map(|(v, requires)| {
+                    let metadata = self.metadata_files.as_ref().map(|_| {
+                        let sha = sha2::Sha256::digest(Self::metadata(name, v, requires).as_bytes());
+                        serde_json::json!({"sha256": hex::encode(sha)})
+                    });
+                    self.files(name, v).into_iter().map(move |file| {
+                        serde_json::json!({
+                            "filename": file,
+                            "url": format!("../../files/{file}"),
+                            "hashes": {"sha256": "ab".repeat(32)},
+                            "size": 100,
+                            "core-metadata": metadata.clone().unwrap_or(false.into()),
+                        })
+                    })
+                })
+                .collect();
+            let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": name, "files": files});
+            return serde_json::to_vec(&page).ok();
+        }
+        if let Some(name) = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json")) {
+            let releases = self.projects.get(name)?;
+            let (newest, requires) = releases.last()?;
+            let files: serde_json::Map<String, serde_json::Value> = releases
+                .iter()
+                .map(|(v, _)| {
+                    let files: Vec<serde_json::Value> = self
+                        .files(name, v)
+                        .into_iter()
+                        .map(|file| {
+                            serde_json::json!({
+                                "filename": file,
+                                "url": format!("http://p/files/{file}"),
+                                "digests": {"sha256": "ab".repeat(32)},
+                                "size": 100,
+                            })
+                        })
+                        .collect();
+                    (v.clone(), serde_json::Value::Array(files))
+                })
+                .collect();
+            let info = serde_json::json!({"name": name, "version": newest, "requires_dist": requires});
+            return serde_json::to_vec(&serde_json::json!({"info": info, "releases": files})).ok();
+        }
+        let file = path.strip_prefix("files/")?;
+        let (file, metadata) = match file.strip_suffix(".metadata") {
+            Some(wheel) => (wheel, true),
+            None => (file, false),
+        };
+        let (name, version, requires) = self.projects.iter().find_map(|(name, releases)| {
+            releases.iter().find(|(v, _)| self.files(name, v).iter().any(|f| f == file)).map(|(v, r)| (name, v, r))
+        })?;
+        if !metadata {
+            return Some(Self::wheel(name, version, requires));
+        }
+        match self.metadata_files.as_ref()?.get(file) {
+            Some(Some(body)) => Some(body.clone()),
+            Some(None) => None,
+            None => Some(Self::metadata(name, version, requires).into_bytes()),
         }
     }
 }
 
+use sha2::Digest as _;
+
 #[async_trait]
-impl crate::resolve::Fetch for Pypi {
+impl crate::resolve::Fetch for Index {
     async fn get(&self, url: &str) -> Result<bytes::Bytes, crate::resolve::FetchError> {
         let path = url.trim_start_matches("http://p/");
         self.asked.lock().unwrap().push(path.to_string());
-        let mut waited_for = Abandoned(&self.abandoned, Some(path.to_string()));
-        if path.starts_with("files/") {
-            // A wheel takes a while, as over a network: the guesses are fetched meanwhile.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Some(other) = self.held.get(path) {
+            while !self.asked.lock().unwrap().contains(other) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
         }
-        let name = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json"));
-        if name.is_some_and(|n| self.hanging.contains(n)) {
-            std::future::pending::<()>().await;
-        }
-        if name.is_some_and(|n| n.contains('/')) {
-            // So does a release page (`name/version`), found or not.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        waited_for.1 = None;
-        let body = match name.and_then(|n| self.projects.get(n).or_else(|| self.pages.get(n))) {
-            Some(doc) => serde_json::to_vec(doc).ok(),
-            None => self.wheels.get(path).cloned(),
-        };
+        // Every answer takes a moment, as over a network.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let body = self.answer(path);
         body.map(bytes::Bytes::from).ok_or(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })
     }
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), crate::resolve::FetchError> {
@@ -97,158 +194,133 @@ impl crate::resolve::Fetch for Pypi {
     }
 }
 
-fn wheel(name: &str, version: &str, requires: &[&str]) -> Vec<u8> {
-    use std::io::Write;
-    let mut buf = std::io::Cursor::new(Vec::new());
-    let mut w = zip::ZipWriter::new(&mut buf);
-    w.start_file(format!("{name}-{version}.dist-info/METADATA"), zip::write::SimpleFileOptions::default()).unwrap();
-    let lines: String = requires.iter().map(|r| format!("Requires-Dist: {r}\n")).collect();
-    write!(w, "Name: {name}\nVersion: {version}\n{lines}\n").unwrap();
-    w.finish().unwrap();
-    buf.into_inner()
-}
-
-fn project(name: &str, latest: &str, requires: &[&str], versions: &[&str]) -> (String, serde_json::Value) {
-    let releases: serde_json::Map<String, serde_json::Value> = versions
-        .iter()
-        .map(|v| {
-            let file = serde_json::json!({
-                "filename": format!("{name}-{v}-py3-none-any.whl"),
-                "url": format!("http://p/files/{name}-{v}-py3-none-any.whl"),
-                "digests": {"sha256": "ab".repeat(32)},
-                "size": 100,
-            });
-            (v.to_string(), serde_json::json!([file]))
-        })
-        .collect();
-    let info = serde_json::json!({"name": name, "version": latest, "requires_dist": requires});
-    (name.to_string(), serde_json::json!({"info": info, "releases": releases}))
-}
-
-#[tokio::test]
-async fn projects_the_newest_release_requires_are_fetched_on_a_guess_without_changing_the_lock() {
-    let pypi = Pypi {
-        projects: BTreeMap::from([
-            // The newest tool requires `a`, `b` only with an extra, `c` only on Windows and
-            // `z`, which the locked 1.0 does not require.
-            project("tool", "2.0", &["a>=1", "b; extra == 'x'", "c; sys_platform == 'win32'", "z"], &["1.0", "2.0"]),
-            project("a", "1.0", &[], &["1.0"]),
-            project("z", "1.0", &[], &["1.0"]),
-        ]),
-        pages: BTreeMap::new(),
-        hanging: BTreeSet::new(),
-        wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &["a>=1"]))]),
-        ..Pypi::default()
-    };
+async fn lock(index: &Index, tool: &str, request: &str, platforms: &[Platform]) -> Result<LockedTool, ResolveError> {
     let upstreams =
         crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
     let runtimes = BTreeMap::new();
+    let ctx = ResolveContext { fetch: index, upstreams: &upstreams, platforms, runtimes: &runtimes };
+    let tool = BackendRef::parse(&format!("pipx:{tool}")).unwrap().unwrap();
+    let request = VersionRequest::parse(request).unwrap();
+    let version = PIPX.resolve(&ctx, &tool, &request).await?;
+    let run = PIPX.lock(&ctx, &tool, &request, &version);
+    tokio::time::timeout(std::time::Duration::from_secs(20), run).await.expect("the lock finished")
+}
+
+fn pins(locked: &LockedTool) -> Vec<String> {
+    locked.packages.iter().map(|p| format!("{}=={}", p.name, p.version)).collect()
+}
+
+#[tokio::test]
+async fn a_slow_document_does_not_hold_up_the_rest_of_the_closure() {
+    // `slow` answers only once `c`, at the end of the chain tool → a → b → c, has been asked
+    // for: a lock that waited for each round's slowest document before asking for the next
+    // would never get there.
+    let mut index = Index::new(&[
+        ("tool", &[("1.0", &["slow", "a"]), ("2.0", &["never-locked"])]),
+        ("slow", &[("1.0", &[])]),
+        // The newest `a` requires `z`, which the `a` the lock takes does not.
+        ("a", &[("1.0", &["b"]), ("2.0", &["b", "z"])]),
+        ("b", &[("1.0", &["c"])]),
+        ("c", &[("1.0", &[])]),
+        ("z", &[("1.0", &[])]),
+        ("never-locked", &[("1.0", &[])]),
+    ]);
+    index.held.insert("simple/slow/".into(), "simple/c/".into());
+    // `a<2` is only known once `tool`'s METADATA is in.
+    index.projects.get_mut("tool").unwrap()[0].1 = vec!["slow".into(), "a<2".into()];
+    let locked = lock(&index, "tool", "1.0", &[Platform::LINUX_AMD64, Platform::LINUX_ARM64]).await.unwrap();
+    assert_eq!(pins(&locked), ["a==1.0", "b==1.0", "c==1.0", "slow==1.0", "tool==1.0"]);
+    assert!(locked.packages.iter().all(|p| p.platforms.is_empty() && p.artifact.url.starts_with("http://p/files/")));
+    let asked = index.asked();
+    assert!(!asked.iter().any(|p| p.contains("never-locked")), "only the locked release of the tool is read");
+    assert!(!asked.iter().any(|p| p.starts_with("pypi/")), "the simple API answered: {asked:?}");
+}
+
+#[tokio::test]
+async fn an_index_without_pep_691_is_read_through_the_json_api() {
+    let projects: Projects<'_> =
+        &[("tool", &[("1.0", &["a>=1"]), ("2.0", &["a>=1", "z"])]), ("a", &[("1.0", &[])]), ("z", &[("1.0", &[])])];
+    let simple = Index::new(projects);
+    let html = Index { html_only: true, ..Index::new(projects) };
     let platforms = [Platform::LINUX_AMD64];
-    let ctx = ResolveContext { fetch: &pypi, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
-    let tool = BackendRef::parse("pipx:tool").unwrap().unwrap();
-    let request = VersionRequest::parse("1.0").unwrap();
-    let locked = PIPX.lock(&ctx, &tool, &request, "1.0").await.unwrap();
-    let pins: Vec<String> = locked.packages.iter().map(|p| format!("{}=={}", p.name, p.version)).collect();
-    assert_eq!(pins, ["a==1.0", "tool==1.0"]);
-    let mut asked = pypi.asked.lock().unwrap().clone();
-    asked.sort();
-    asked.dedup();
+    let from_simple = lock(&simple, "tool", "1", &platforms).await.unwrap();
+    let from_json_api = lock(&html, "tool", "1", &platforms).await.unwrap();
+    assert_eq!(format!("{from_simple:?}"), format!("{from_json_api:?}"));
+    assert_eq!(pins(&from_simple), ["a==1.0", "tool==1.0"]);
+    let asked = html.asked();
+    assert!(asked.contains(&"simple/tool/".into()) && asked.contains(&"pypi/tool/json".into()), "{asked:?}");
+    // No simple API at all (404) is read the same way; a project neither knows is an error.
+    let none = Index { projects: BTreeMap::new(), ..Index::new(projects) };
+    let err = lock(&none, "tool", "1", &platforms).await.unwrap_err().to_string();
+    assert!(err.contains("has no project `tool`"), "{err}");
+    assert!(none.asked().contains(&"pypi/tool/json".into()));
+}
+
+#[tokio::test]
+async fn metadata_served_on_its_own_is_read_instead_of_the_wheel_and_checked() {
+    let projects: Projects<'_> = &[("tool", &[("1.0", &["a"])]), ("a", &[("1.0", &[])])];
+    let index = Index { metadata_files: Some(BTreeMap::new()), ..Index::new(projects) };
+    let locked = lock(&index, "tool", "1.0", &[Platform::LINUX_AMD64]).await.unwrap();
+    assert_eq!(pins(&locked), ["a==1.0", "tool==1.0"]);
+    let asked = index.asked();
+    assert!(asked.contains(&"files/tool-1.0-py3-none-any.whl.metadata".into()), "{asked:?}");
+    assert!(!asked.iter().any(|p| p.ends_with(".whl")), "no wheel is read: {asked:?}");
+
+    // Advertised but missing: the wheel still says.
+    let missing = BTreeMap::from([("tool-1.0-py3-none-any.whl".to_string(), None)]);
+    let index = Index { metadata_files: Some(missing), ..Index::new(projects) };
+    let locked = lock(&index, "tool", "1.0", &[Platform::LINUX_AMD64]).await.unwrap();
+    assert_eq!(pins(&locked), ["a==1.0", "tool==1.0"]);
+    assert!(index.asked().contains(&"files/tool-1.0-py3-none-any.whl".into()));
+
+    // Not the file the index lists a digest for: an error naming it, nothing locked from it.
+    let damaged = Some(b"Metadata-Version: 2.1\nName: tool\nRequires-Dist: evil\n\n".to_vec());
+    let index = Index {
+        metadata_files: Some(BTreeMap::from([("tool-1.0-py3-none-any.whl".to_string(), damaged)])),
+        ..Index::new(projects)
+    };
+    let err = lock(&index, "tool", "1.0", &[Platform::LINUX_AMD64]).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("tool-1.0-py3-none-any.whl.metadata") && text.contains("sha256"), "{text}");
+    assert!(!index.asked().iter().any(|p| p.contains("evil")));
+}
+
+#[tokio::test]
+async fn a_release_s_requires_dist_is_read_once_from_the_first_platform_s_wheel() {
+    let x86 = "py3-none-manylinux_2_17_x86_64";
+    let arm = "py3-none-manylinux_2_17_aarch64";
+    let mut index = Index::new(&[
+        // `dep` only on arm64, by marker: the one METADATA read serves both platforms.
+        ("tool", &[("1.0", &["dep; platform_machine == 'aarch64'", "common"])]),
+        ("dep", &[("1.0", &[])]),
+        ("common", &[("1.0", &[])]),
+        // No x86_64 wheel at all: arm64 reads its own.
+        ("armonly", &[("1.0", &["common"])]),
+    ]);
+    index.tags = BTreeMap::from([("tool".into(), vec![x86, arm]), ("armonly".into(), vec![arm])]);
+    index.projects.get_mut("dep").unwrap()[0].1 = vec!["armonly; platform_machine == 'aarch64'".into()];
+    let locked = lock(&index, "tool", "1.0", &[Platform::LINUX_AMD64, Platform::LINUX_ARM64]).await.unwrap();
+    let summary: Vec<String> = locked
+        .packages
+        .iter()
+        .map(|p| {
+            let platforms: Vec<String> = p.platforms.iter().map(ToString::to_string).collect();
+            format!("{} {} {platforms:?}", p.name, p.artifact.url.rsplit('/').next().unwrap())
+        })
+        .collect();
     assert_eq!(
-        asked,
-        ["files/tool-1.0-py3-none-any.whl", "pypi/a/json", "pypi/tool/1.0/json", "pypi/tool/json", "pypi/z/json"],
-        "b (extra) and c (Windows) are not guessed; z is, and is not locked"
+        summary,
+        [
+            "armonly armonly-1.0-py3-none-manylinux_2_17_aarch64.whl [\"linux/arm64\"]",
+            "common common-1.0-py3-none-any.whl []",
+            "dep dep-1.0-py3-none-any.whl [\"linux/arm64\"]",
+            "tool tool-1.0-py3-none-manylinux_2_17_aarch64.whl [\"linux/arm64\"]",
+            "tool tool-1.0-py3-none-manylinux_2_17_x86_64.whl [\"linux/amd64\"]",
+        ]
     );
-}
-
-#[tokio::test]
-async fn an_exact_version_is_resolved_and_locked_from_its_release_page() {
-    let registry = |pages: bool, hanging: bool| {
-        let (name, tool) = project("tool", "2.0", &["a>=1", "z"], &["1.0", "2.0"]);
-        let mut page = serde_json::json!({
-            "info": {"name": "tool", "version": "1.0", "requires_dist": ["a>=1"]},
-            "urls": tool["releases"]["1.0"].clone(),
-        });
-        let yanked = serde_json::json!({
-            "info": {"name": "tool", "version": "1.5"},
-            "urls": [{"filename": "tool-1.5-py3-none-any.whl", "url": "http://p/files/t.whl", "yanked": true}],
-        });
-        page["urls"][0]["url"] = "../../../files/tool-1.0-py3-none-any.whl".into();
-        Pypi {
-            projects: BTreeMap::from([
-                (name, tool),
-                project("a", "1.0", &[], &["1.0"]),
-                project("z", "1.0", &[], &["1.0"]),
-            ]),
-            pages: if pages {
-                BTreeMap::from([("tool/1.0".to_string(), page), ("tool/1.5".to_string(), yanked)])
-            } else {
-                BTreeMap::new()
-            },
-            hanging: if hanging { BTreeSet::from(["tool".to_string()]) } else { BTreeSet::new() },
-            wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &["a>=1"]))]),
-            ..Pypi::default()
-        }
-    };
-    let upstreams =
-        crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
-    let (runtimes, platforms) = (BTreeMap::new(), [Platform::LINUX_AMD64, Platform::LINUX_ARM64]);
-    let tool = BackendRef::parse("pipx:tool").unwrap().unwrap();
-    let run = |pypi: &'static Pypi, request: &'static str| {
-        let (upstreams, runtimes, tool) = (upstreams.clone(), runtimes.clone(), tool.clone());
-        async move {
-            let ctx = ResolveContext { fetch: pypi, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
-            let request = VersionRequest::parse(request).unwrap();
-            let version = PIPX.resolve(&ctx, &tool, &request).await?;
-            let locked = PIPX.lock(&ctx, &tool, &request, &version).await?;
-            let mut asked = pypi.asked.lock().unwrap().clone();
-            asked.sort();
-            asked.dedup();
-            Ok::<_, ResolveError>((locked, asked))
-        }
-    };
-    // The tool's project document never answers: the release page is all the lock needs.
-    let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, true)));
-    let without: &'static Pypi = Box::leak(Box::new(registry(false, false)));
-    let (from_page, _) = tokio::time::timeout(std::time::Duration::from_secs(10), run(with_pages, "1.0"))
-        .await
-        .expect("locked without the project document")
-        .unwrap();
-    let (from_project, asked) = run(without, "1.0").await.unwrap();
-    assert!(asked.contains(&"pypi/tool/json".to_string()));
-    // The same lock, wheel URLs (relative to each document) included.
-    assert_eq!(format!("{from_page:?}"), format!("{from_project:?}"));
-    assert_eq!(from_page.packages.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "tool"]);
-
-    // A range, and a release whose every file is yanked, go through the project document.
-    let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, false)));
-    let (ranged, asked) = run(with_pages, "1").await.unwrap();
-    assert_eq!((ranged.version.as_str(), asked.contains(&"pypi/tool/json".to_string())), ("1.0", true));
-    let with_pages: &'static Pypi = Box::leak(Box::new(registry(true, false)));
-    assert!(matches!(run(with_pages, "1.5").await, Err(ResolveError::NoMatch { .. })));
-}
-
-#[tokio::test]
-async fn an_older_release_page_is_waited_for_not_asked_again() {
-    // The index serves no release pages and answers the project document first.
-    let pypi = Pypi {
-        projects: BTreeMap::from([project("tool", "2.0", &[], &["1.0", "2.0"])]),
-        wheels: BTreeMap::from([("files/tool-1.0-py3-none-any.whl".to_string(), wheel("tool", "1.0", &[]))]),
-        ..Pypi::default()
-    };
-    let upstreams =
-        crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
-    let (runtimes, platforms) = (BTreeMap::new(), [Platform::LINUX_AMD64]);
-    let ctx = ResolveContext { fetch: &pypi, upstreams: &upstreams, platforms: &platforms, runtimes: &runtimes };
-    let tool = BackendRef::parse("pipx:tool").unwrap().unwrap();
-    // 1.0 is not the newest: its page settles its Requires-Dist, so it is waited for, not dropped
-    // (an HTTP client would otherwise ask for it again when the lock reads Requires-Dist).
-    let request = VersionRequest::parse("1.0").unwrap();
-    assert_eq!(PIPX.resolve(&ctx, &tool, &request).await.unwrap(), "1.0");
-    PIPX.lock(&ctx, &tool, &request, "1.0").await.unwrap();
-    let abandoned = pypi.abandoned.lock().unwrap().clone();
-    assert!(!abandoned.contains(&"pypi/tool/1.0/json".to_string()), "{abandoned:?}");
-    // The newest release's Requires-Dist is in the project document: its page is not waited for.
-    let request = VersionRequest::parse("2.0").unwrap();
-    assert_eq!(PIPX.resolve(&ctx, &tool, &request).await.unwrap(), "2.0");
-    assert!(pypi.abandoned.lock().unwrap().contains(&"pypi/tool/2.0/json".to_string()));
+    let asked = index.asked();
+    assert!(!asked.contains(&format!("files/tool-1.0-{arm}.whl")), "{asked:?}");
+    assert!(
+        asked.contains(&format!("files/tool-1.0-{x86}.whl")) && asked.contains(&format!("files/armonly-1.0-{arm}.whl"))
+    );
 }

@@ -1,7 +1,10 @@
-//! PyPI support for the `pipx:` backend: the JSON API ([`project`]), the target interpreter
-//! and platform with its wheel tags and markers ([`target`]), and wheel-only dependency
-//! resolution ([`resolver`]).
+//! PyPI support for the `pipx:` backend: a project's files from the JSON simple API
+//! ([`simple`], or the JSON API: [`project`]), a release's `Requires-Dist` from its wheel's
+//! METADATA ([`metadata`]), the target interpreter and platform with its wheel tags and markers
+//! ([`target`]), and wheel-only dependency resolution ([`resolver`]).
 
+pub mod metadata;
 pub mod project;
 pub mod resolver;
+pub mod simple;
 pub mod target;

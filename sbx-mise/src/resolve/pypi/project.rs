@@ -1,22 +1,17 @@
-//! PyPI's JSON API: a project's releases with their files, and a release's `Requires-Dist`.
+//! The project model sbx resolves from, and PyPI's JSON API (`/pypi/<name>/json`), read when
+//! an index does not serve the JSON simple API ([`super::simple`]).
 //!
-//! `GET <pypi>/pypi/<name>/json` lists every release's files (URL, sha256, size,
-//! `requires_python`, yanked) and the newest release's metadata. Metadata of other releases
-//! comes from `GET <pypi>/pypi/<name>/<version>/json`; mirrors that do not serve that endpoint
-//! are handled by reading `*.dist-info/METADATA` out of one of the release's wheels
-//! ([`Fetch::wheel_metadata`](crate::resolve::Fetch::wheel_metadata): range requests where the
-//! server allows them). Both are requested at once, so a mirror without release documents costs
-//! no extra round trip; the release document wins whenever it exists.
+//! The JSON API lists every release's files (URL, sha256, size, `requires_python`, yanked)
+//! and the newest release's metadata; PyPI marks its `releases` key as deprecated in favour
+//! of the simple API.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures::future::{Either, select};
 use serde::Deserialize;
 
-use crate::http::lazy_zip;
-use crate::resolve::{FetchError, ResolveContext, ResolveError, WHEEL_METADATA, documents};
+use crate::resolve::{FetchError, ResolveContext, ResolveError, documents};
 
 /// PEP 503 normalised project name (`Foo_Bar.baz` → `foo-bar-baz`).
 pub fn normalize(name: &str) -> String {
@@ -36,7 +31,8 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-/// One project as the JSON API describes it.
+/// One project: its releases with their files, and the newest release's metadata when the
+/// index lists it (the JSON API does, the simple API does not).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Project {
     /// The newest release's metadata.
@@ -51,6 +47,19 @@ impl Project {
     /// versions, so its `Requires-Dist` is at hand.
     pub fn describes(&self, version: &str) -> bool {
         pep508_rs::pep440_rs::Version::from_str(&self.info.version).is_ok_and(|v| v.to_string() == version)
+    }
+
+    /// The files of release `version`, listed under that key or under the same PEP 440
+    /// version written another way (`1.0.0.RC1` for `1.0.0rc1`).
+    pub fn files_of(&self, version: &str) -> Option<&[File]> {
+        if let Some(files) = self.releases.get(version) {
+            return Some(files);
+        }
+        let wanted = pep508_rs::pep440_rs::Version::from_str(version).ok()?;
+        self.releases
+            .iter()
+            .find(|(key, _)| pep508_rs::pep440_rs::Version::from_str(key).is_ok_and(|v| v == wanted))
+            .map(|(_, files)| files.as_slice())
     }
 }
 
@@ -87,24 +96,28 @@ pub struct File {
     /// Whether the file is yanked.
     #[serde(default)]
     pub yanked: bool,
+    /// The index serves this wheel's METADATA on its own, at `<url>.metadata` (PEP 658), with
+    /// its digest when the index gives one. The JSON API never says so.
+    #[serde(skip)]
+    pub metadata: Option<Digests>,
 }
 
 /// File digests.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Digests {
     /// Lowercase hex sha256.
     #[serde(default)]
     pub sha256: Option<String>,
 }
 
-/// The project document URL.
+/// The JSON API's project document URL.
 pub fn project_url(pypi: &str, name: &str) -> String {
     format!("{}/pypi/{}/json", pypi.trim_end_matches('/'), normalize(name))
 }
 
-/// Fetches a project; `None` when PyPI has no such project (404). File URLs are made absolute.
-/// Parsed once per run and shared ([`documents::parsed`]).
-pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Arc<Project>>, ResolveError> {
+/// Fetches a project from the JSON API; `None` when the index has no such project (404). File
+/// URLs are made absolute. Parsed once per run and shared ([`documents::parsed`]).
+pub async fn fetch_json_api(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Arc<Project>>, ResolveError> {
     let url = project_url(&ctx.upstreams.pypi, name);
     let body = match ctx.fetch.get(&url).await {
         Ok(b) => b,
@@ -123,40 +136,8 @@ pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Optio
     Ok(Some(project.await?))
 }
 
-/// The release page of `name==version` (`/pypi/<name>/<version>/json`: that version's `info`
-/// and files, a few kilobytes) as a [`Project`] holding only this release, when the index
-/// serves one whose version is exactly `version` and has a file that is not yanked; `None`
-/// otherwise (many mirrors serve no release pages). Since 2022 PyPI's release pages list no
-/// other releases, so this is all an exact version needs: ruff's whole project document is
-/// 5.9 MB.
-pub async fn fetch_release(ctx: &ResolveContext<'_>, name: &str, version: &str) -> Option<Arc<Project>> {
-    #[derive(Deserialize)]
-    struct Page {
-        info: Info,
-        #[serde(default)]
-        urls: Vec<File>,
-    }
-    let url = release_url(&ctx.upstreams.pypi, name, version);
-    let body = ctx.fetch.get(&url).await.ok()?;
-    let source = url.clone();
-    let project = documents::parsed(ctx.fetch, &url, body, move |body| {
-        let mut page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        absolute_urls(&source, page.urls.iter_mut()).map_err(|e| e.to_string())?;
-        let releases = BTreeMap::from([(page.info.version.clone(), page.urls)]);
-        Ok::<_, String>(Project { info: page.info, releases })
-    });
-    let project = project.await.ok()?;
-    let files = project.releases.get(version)?;
-    files.iter().any(|f| !f.yanked).then_some(project)
-}
-
-/// The release page URL of `name==version`.
-fn release_url(pypi: &str, name: &str, version: &str) -> String {
-    format!("{}/pypi/{}/{version}/json", pypi.trim_end_matches('/'), normalize(name))
-}
-
 /// Makes the URLs of `files`, listed in the document at `source`, absolute.
-fn absolute_urls<'f>(source: &str, files: impl Iterator<Item = &'f mut File>) -> Result<(), ResolveError> {
+pub(super) fn absolute_urls<'f>(source: &str, files: impl Iterator<Item = &'f mut File>) -> Result<(), ResolveError> {
     let malformed = |message: String| ResolveError::Malformed { url: source.to_string(), message };
     let mut base = Joiner::new(source).map_err(|e| malformed(e.to_string()))?;
     for file in files {
@@ -206,79 +187,14 @@ impl Joiner {
     }
 }
 
-/// `Requires-Dist` of `name==version`: the release document, or else (it is missing, or
-/// `--offline` has only the wheel's) the METADATA inside `wheel_url` (one of the release's
-/// wheels). Both are fetched at once; an error of the release document other than 404 is the
-/// answer when the METADATA cannot stand in.
-pub async fn fetch_requires(
-    ctx: &ResolveContext<'_>,
-    name: &str,
-    version: &str,
-    wheel_url: &str,
-) -> Result<Vec<String>, ResolveError> {
-    let url = release_url(&ctx.upstreams.pypi, name, version);
-    let release = std::pin::pin!(ctx.fetch.get(&url));
-    let metadata = std::pin::pin!(ctx.fetch.wheel_metadata(wheel_url));
-    let (release, metadata) = match select(release, metadata).await {
-        Either::Left((Ok(body), _)) => return requires_from_release(&url, &body),
-        Either::Left((release, metadata)) => (release, metadata.await),
-        Either::Right((metadata, release)) => (release.await, metadata),
-    };
-    match (release, metadata) {
-        (Ok(body), _) => requires_from_release(&url, &body),
-        (Err(FetchError::Status { status: 404, .. } | FetchError::Offline { .. }), Ok(metadata)) => {
-            let text = std::str::from_utf8(&metadata).map_err(|e| ResolveError::Malformed {
-                url: wheel_url.to_string(),
-                message: format!("{WHEEL_METADATA}: {e}"),
-            })?;
-            Ok(requires_from_metadata(text))
-        }
-        (Err(FetchError::Status { status: 404, .. }), Err(FetchError::Malformed { url, message })) => {
-            Err(ResolveError::Malformed { url, message })
-        }
-        (Err(FetchError::Status { status: 404, .. }), Err(e)) => Err(e.into()),
-        (Err(e), _) => Err(e.into()),
-    }
-}
-
-fn requires_from_release(url: &str, body: &[u8]) -> Result<Vec<String>, ResolveError> {
-    #[derive(Deserialize)]
-    struct Release {
-        info: Info,
-    }
-    let release: Release = serde_json::from_slice(body).map_err(|e| ResolveError::Malformed {
-        url: url.to_string(),
-        message: format!("not a PyPI release document: {e}"),
-    })?;
-    Ok(release.info.requires_dist.unwrap_or_default())
-}
-
-/// The `Requires-Dist` lines of a whole wheel's `*.dist-info/METADATA`.
-pub fn requires_from_wheel(wheel: &[u8]) -> Result<Vec<String>, String> {
-    let metadata = lazy_zip::member_in(wheel, lazy_zip::is_wheel_metadata, WHEEL_METADATA)?;
-    let text = String::from_utf8(metadata).map_err(|e| format!("{WHEEL_METADATA}: {e}"))?;
-    Ok(requires_from_metadata(&text))
-}
-
-/// The `Requires-Dist` values of a METADATA file (headers only, before the body).
-pub fn requires_from_metadata(text: &str) -> Vec<String> {
-    text.lines()
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix("Requires-Dist:"))
-        .map(|v| v.trim().to_string())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn names_and_metadata() {
+    fn names_normalize() {
         assert_eq!(normalize("Typing_Extensions"), "typing-extensions");
         assert_eq!(normalize("zope.interface"), "zope-interface");
-        let meta = "Metadata-Version: 2.1\nName: black\nRequires-Dist: click>=8.0.0\nRequires-Dist: tomli; python_version < \"3.11\"\n\nRequires-Dist: not-a-header\n";
-        assert_eq!(requires_from_metadata(meta), ["click>=8.0.0", "tomli; python_version < \"3.11\""]);
     }
 
     #[test]
@@ -309,18 +225,5 @@ mod tests {
                 assert_eq!(joiner.join(case).unwrap(), url.join(case).unwrap().to_string(), "{case} against {base}");
             }
         }
-    }
-
-    #[test]
-    fn reads_metadata_from_a_wheel() {
-        use std::io::Write;
-        let mut buf = std::io::Cursor::new(Vec::new());
-        let mut w = zip::ZipWriter::new(&mut buf);
-        let opts = zip::write::SimpleFileOptions::default();
-        w.start_file("x/__init__.py", opts).unwrap();
-        w.start_file("x-1.0.dist-info/METADATA", opts).unwrap();
-        w.write_all(b"Name: x\nRequires-Dist: y>=1\n\nbody").unwrap();
-        w.finish().unwrap();
-        assert_eq!(requires_from_wheel(buf.get_ref()).unwrap(), ["y>=1"]);
     }
 }

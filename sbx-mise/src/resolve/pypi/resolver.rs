@@ -22,7 +22,7 @@ use std::sync::Arc;
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, Requirement, VerbatimUrl, VersionOrUrl};
 
-use super::project::{File, Project, normalize};
+use super::project::{Digests, File, Project, normalize};
 use super::target::Target;
 
 /// How often resolution may start over after a conflict.
@@ -50,8 +50,10 @@ pub enum Need {
         name: String,
         /// Version.
         version: String,
-        /// The wheel chosen for the target, to read METADATA from if the release document is missing.
+        /// The wheel chosen for the target, whose METADATA says.
         wheel_url: String,
+        /// Its [`File::metadata`].
+        metadata: Option<Digests>,
     },
 }
 
@@ -216,8 +218,8 @@ impl Resolver {
                     continue;
                 }
                 c.extras.extend(added);
-                let (v, extras, url) = (c.version.to_string(), c.extras.clone(), c.file.url.clone());
-                self.enqueue(store, &name, &v, &url, &extras, target, &mut queue, &mut missing)?;
+                let (v, extras, file) = (c.version.to_string(), c.extras.clone(), c.file.clone());
+                self.enqueue(store, &name, &v, &file, &extras, target, &mut queue, &mut missing)?;
                 continue;
             }
             let Some(project) = store.projects.get(&name) else {
@@ -229,9 +231,8 @@ impl Resolver {
             };
             let (version, file) = self.choose(&name, project, &spec, &job.by, target)?;
             let v = version.to_string();
-            let url = file.url.clone();
+            self.enqueue(store, &name, &v, &file, &new_extras, target, &mut queue, &mut missing)?;
             chosen.insert(name.clone(), Chosen { version, extras: new_extras.clone(), file });
-            self.enqueue(store, &name, &v, &url, &new_extras, target, &mut queue, &mut missing)?;
         }
         if !missing.is_empty() {
             return Err(Pass::Failed(Failure::Missing(missing)));
@@ -305,7 +306,7 @@ impl Resolver {
         store: &Store,
         name: &str,
         version: &str,
-        wheel_url: &str,
+        wheel: &File,
         extras: &BTreeSet<ExtraName>,
         target: &Target,
         queue: &mut VecDeque<Job>,
@@ -319,7 +320,12 @@ impl Resolver {
                 _ => {
                     // The METADATA of the wheel this target installs, as pip and uv read it (a
                     // caching proxy in front of the index most likely holds that file too).
-                    missing.insert(Need::Requires { name: key.0, version: key.1, wheel_url: wheel_url.to_string() });
+                    missing.insert(Need::Requires {
+                        name: key.0,
+                        version: key.1,
+                        wheel_url: wheel.url.clone(),
+                        metadata: wheel.metadata.clone(),
+                    });
                     return Ok(());
                 }
             },

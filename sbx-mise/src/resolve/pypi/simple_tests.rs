@@ -1,0 +1,79 @@
+use super::*;
+
+const SOURCE: &str = "https://pypi.example/simple/python-dateutil/";
+
+fn page(files: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "meta": {"api-version": "1.1", "_last-serial": 1},
+        "name": "python-dateutil",
+        "versions": ["2.8.2", "2.9.0.post0"],
+        "files": files,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn files_are_grouped_by_the_version_their_name_carries() {
+    let body = page(serde_json::json!([
+        {"filename": "python-dateutil-2.8.2.tar.gz", "url": "../../packages/a/python-dateutil-2.8.2.tar.gz",
+         "hashes": {"sha256": "0123"}, "size": 10},
+        {"filename": "python_dateutil-2.8.2-py2.py3-none-any.whl",
+         "url": "https://files.example/b/python_dateutil-2.8.2-py2.py3-none-any.whl",
+         "hashes": {"sha256": "4567", "md5": "x"}, "requires-python": ">=2.7", "size": 20,
+         "core-metadata": {"sha256": "89ab"}, "data-dist-info-metadata": {"sha256": "89ab"}},
+        {"filename": "python_dateutil-2.9.0.post0-py2.py3-none-any.whl", "url": "c.whl", "hashes": {},
+         "yanked": "broken on Windows", "data-dist-info-metadata": true},
+        {"filename": "python_dateutil-2.9.0-py2.7.egg", "url": "d.egg", "hashes": {}},
+        {"filename": "python-dateutil-2.0.win32.exe", "url": "e.exe", "hashes": {}},
+        {"filename": "python_dateutil-not.a.version-py3-none-any.whl", "url": "f.whl", "hashes": {}},
+    ]));
+    let project = parse(SOURCE, "Python_Dateutil", &body).unwrap().unwrap();
+    assert_eq!(project.releases.keys().collect::<Vec<_>>(), ["2.8.2", "2.9.0", "2.9.0.post0"]);
+    let old = &project.releases["2.8.2"];
+    assert_eq!(old[0].url, "https://pypi.example/packages/a/python-dateutil-2.8.2.tar.gz");
+    assert_eq!((old[0].size, old[0].metadata.is_none()), (Some(10), true));
+    let wheel = &old[1];
+    assert_eq!(wheel.digests.sha256.as_deref(), Some("4567"));
+    assert_eq!(wheel.requires_python.as_deref(), Some(">=2.7"));
+    assert_eq!(wheel.metadata, Some(Digests { sha256: Some("89ab".into()) }));
+    assert!(!wheel.yanked);
+    let new = &project.releases["2.9.0.post0"][0];
+    assert_eq!(new.url, "https://pypi.example/simple/python-dateutil/c.whl");
+    assert!(new.yanked, "a yank reason yanks");
+    assert_eq!(new.metadata, Some(Digests { sha256: None }), "PEP 658's older key without a digest");
+    // The simple API describes no release's metadata: every Requires-Dist comes from a wheel.
+    assert!(!project.describes("2.9.0.post0") && !project.describes("2.8.2"));
+}
+
+#[test]
+fn an_html_index_is_not_a_simple_json_page_but_a_broken_one_is_an_error() {
+    let html = b"<!DOCTYPE html><html><body><a href=\"x-1.0.tar.gz#sha256=00\">x-1.0.tar.gz</a></body></html>";
+    assert!(parse(SOURCE, "x", html).unwrap().is_none());
+    assert!(parse(SOURCE, "x", br#"{"info": {}, "releases": {}}"#).unwrap().is_none(), "the JSON API's document");
+    let broken = br#"{"meta": {"api-version": "1.0"}, "files": [{"filename": 3}]}"#;
+    let err = parse(SOURCE, "x", broken).unwrap_err().to_string();
+    assert!(err.contains(SOURCE), "{err}");
+    let future = br#"{"meta": {"api-version": "2.0"}, "files": []}"#;
+    let err = format!("{:?}", parse(SOURCE, "x", future).unwrap_err());
+    assert!(err.contains("2.0") && err.contains("SBX_PYPI_URL"), "{err}");
+}
+
+#[test]
+fn versions_come_from_wheel_egg_and_source_archive_names() {
+    let cases = [
+        ("black-24.10.0-cp312-cp312-manylinux_2_17_x86_64.whl", "black", Some("24.10.0")),
+        ("Black-24.1-1-py3-none-any.whl", "black", Some("24.1")),
+        ("zope.interface-7.1.1.tar.gz", "zope-interface", Some("7.1.1")),
+        ("zope_interface-7.1.1.zip", "zope.interface", Some("7.1.1")),
+        ("python-dateutil-2.8.2.tar.gz", "python-dateutil", Some("2.8.2")),
+        ("requests-2.0-py2.7.egg", "requests", Some("2.0")),
+        ("ruff-0.8.0rc1.tar.gz", "ruff", Some("0.8.0rc1")),
+        ("ruff-0.8.0.RC1.tar.gz", "ruff", Some("0.8.0rc1")),
+        ("other-1.0.tar.gz", "ruff", None),
+        ("ruff-0.8.0.msi", "ruff", None),
+        ("ruff.tar.gz", "ruff", None),
+    ];
+    for (file, name, want) in cases {
+        assert_eq!(version_of(file, name).as_deref(), want, "{file}");
+    }
+}
