@@ -198,12 +198,8 @@ async fn prefetch_step(
     first: &Target,
 ) -> Vec<String> {
     let Ok(Some(project)) = fetch_project(ctx, &name).await else { return Vec::new() };
-    let Some((version, wheel)) = likely_release(&project, exact, target, first) else { return Vec::new() };
-    let lines = if project.describes(&version) {
-        project.info.requires_dist.clone().unwrap_or_default()
-    } else {
-        fetch_requires(ctx, &wheel.url, wheel.metadata.as_ref()).await.unwrap_or_default()
-    };
+    let Some(wheel) = likely_release(&project, exact, target, first) else { return Vec::new() };
+    let Ok(lines) = fetch_requires(ctx, &wheel.url, wheel.metadata.as_ref()).await else { return Vec::new() };
     lines
         .iter()
         .filter_map(|line| Requirement::<VerbatimUrl>::from_str(line).ok())
@@ -212,25 +208,19 @@ async fn prefetch_step(
         .collect()
 }
 
-/// The release of `project` the resolver most likely picks on `target`, with the wheel its
-/// METADATA is read from ([`metadata_wheel`]): `exact` when given, else the newest release
-/// that is not a prerelease and has a wheel for the target.
-fn likely_release<'p>(
-    project: &'p Project,
-    exact: Option<&str>,
-    target: &Target,
-    first: &Target,
-) -> Option<(String, &'p File)> {
+/// The wheel whose METADATA ([`metadata_wheel`]) gives the `Requires-Dist` of the release of
+/// `project` the resolver most likely picks on `target`: `exact` when given, else the newest
+/// release that is not a prerelease and has a wheel for the target.
+fn likely_release<'p>(project: &'p Project, exact: Option<&str>, target: &Target, first: &Target) -> Option<&'p File> {
     let exact = exact.and_then(|v| Version::from_str(v).ok());
-    let mut releases: Vec<(Version, &String)> =
-        project.releases.keys().filter_map(|v| Some((Version::from_str(v).ok()?, v))).collect();
-    releases.sort();
+    let mut releases: Vec<(Version, &Vec<File>)> =
+        project.releases.iter().filter_map(|(v, files)| Some((Version::from_str(v).ok()?, files))).collect();
+    releases.sort_by(|a, b| b.0.cmp(&a.0));
     releases
         .into_iter()
-        .rev()
         .filter(|(v, _)| exact.as_ref().map_or(!v.any_prerelease(), |e| e == v))
-        .filter(|(_, key)| best_wheel(&project.releases[*key], target).is_some())
-        .find_map(|(v, key)| Some((v.to_string(), metadata_wheel(&project.releases[key], first, target)?)))
+        .find(|(_, files)| best_wheel(files, target).is_some())
+        .and_then(|(_, files)| metadata_wheel(files, first, target))
 }
 
 fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &Target, f: Failure) -> ResolveError {

@@ -131,7 +131,7 @@ impl Index {
         }
         if let Some(name) = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json")) {
             let releases = self.projects.get(name)?;
-            let (newest, requires) = releases.last()?;
+            let (newest, _) = releases.last()?;
             let files: serde_json::Map<String, serde_json::Value> = releases
                 .iter()
                 .map(|(v, _)| {
@@ -150,7 +150,8 @@ impl Index {
                     (v.clone(), serde_json::Value::Array(files))
                 })
                 .collect();
-            let info = serde_json::json!({"name": name, "version": newest, "requires_dist": requires});
+            // As PyPI's can, `info` disagrees with the newest release's wheel.
+            let info = serde_json::json!({"name": name, "version": newest, "requires_dist": ["not-in-the-wheel"]});
             return serde_json::to_vec(&serde_json::json!({"info": info, "releases": files})).ok();
         }
         let file = path.strip_prefix("files/")?;

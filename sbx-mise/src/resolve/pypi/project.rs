@@ -1,9 +1,11 @@
 //! The project model sbx resolves from, and PyPI's JSON API (`/pypi/<name>/json`), read when
 //! an index does not serve the JSON simple API ([`super::simple`]).
 //!
-//! The JSON API lists every release's files (URL, sha256, size, `requires_python`, yanked)
-//! and the newest release's metadata; PyPI marks its `releases` key as deprecated in favour
-//! of the simple API.
+//! The JSON API lists every release's files (URL, sha256, size, `requires_python`, yanked);
+//! PyPI marks that `releases` key as deprecated in favour of the simple API. Its `info` holds
+//! the newest release's `Requires-Dist`, which sbx does not read: it is taken from one of the
+//! release's files and can disagree with the wheel a target installs (httpx2 2.16.2's says
+//! `httpcore2==2.16.0`, its wheel `==2.16.2`).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -31,24 +33,15 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-/// One project: its releases with their files, and the newest release's metadata when the
-/// index lists it (the JSON API does, the simple API does not).
+/// One project: its releases with their files.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Project {
-    /// The newest release's metadata.
-    pub info: Info,
     /// Version → its files.
     #[serde(default)]
     pub releases: BTreeMap<String, Vec<File>>,
 }
 
 impl Project {
-    /// Whether `version` is the release `info` describes (the newest), compared as PEP 440
-    /// versions, so its `Requires-Dist` is at hand.
-    pub fn describes(&self, version: &str) -> bool {
-        pep508_rs::pep440_rs::Version::from_str(&self.info.version).is_ok_and(|v| v.to_string() == version)
-    }
-
     /// The files of release `version`, listed under that key or under the same PEP 440
     /// version written another way (`1.0.0.RC1` for `1.0.0rc1`).
     pub fn files_of(&self, version: &str) -> Option<&[File]> {
@@ -61,20 +54,6 @@ impl Project {
             .find(|(key, _)| pep508_rs::pep440_rs::Version::from_str(key).is_ok_and(|v| v == wanted))
             .map(|(_, files)| files.as_slice())
     }
-}
-
-/// `info` of a project or release document.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Info {
-    /// Display name.
-    #[serde(default)]
-    pub name: String,
-    /// The release this metadata belongs to.
-    #[serde(default)]
-    pub version: String,
-    /// Its dependencies (PEP 508 strings); `None` when it has none.
-    #[serde(default)]
-    pub requires_dist: Option<Vec<String>>,
 }
 
 /// One distribution file of a release.

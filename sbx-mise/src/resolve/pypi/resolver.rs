@@ -35,7 +35,7 @@ pub struct Store {
     pub projects: BTreeMap<String, Arc<Project>>,
     /// Names PyPI does not know (404).
     pub absent: BTreeSet<String>,
-    /// `(name, version)` → `Requires-Dist`, for releases other than the newest.
+    /// `(name, version)` → `Requires-Dist`.
     pub requires: BTreeMap<(String, String), Vec<String>>,
 }
 
@@ -313,22 +313,14 @@ impl Resolver {
         missing: &mut BTreeSet<Need>,
     ) -> Result<(), Pass> {
         let key = (name.to_string(), version.to_string());
-        let lines = match store.requires.get(&key) {
-            Some(lines) => lines.as_slice(),
-            None => match store.projects.get(name) {
-                Some(p) if p.describes(version) => p.info.requires_dist.as_deref().unwrap_or_default(),
-                _ => {
-                    // The METADATA of the wheel this target installs, as pip and uv read it (a
-                    // caching proxy in front of the index most likely holds that file too).
-                    missing.insert(Need::Requires {
-                        name: key.0,
-                        version: key.1,
-                        wheel_url: wheel.url.clone(),
-                        metadata: wheel.metadata.clone(),
-                    });
-                    return Ok(());
-                }
-            },
+        let Some(lines) = store.requires.get(&key) else {
+            missing.insert(Need::Requires {
+                name: key.0,
+                version: key.1,
+                wheel_url: wheel.url.clone(),
+                metadata: wheel.metadata.clone(),
+            });
+            return Ok(());
         };
         let extras: Vec<ExtraName> = extras.iter().cloned().collect();
         for line in lines {

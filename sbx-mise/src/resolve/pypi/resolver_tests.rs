@@ -9,7 +9,7 @@ type Release<'a> = (&'a str, &'a [&'a str], Option<&'a [&'a str]>);
 type Requires = Vec<((String, String), Vec<String>)>;
 
 /// A project whose releases each have the given wheels (`py3-none-any` when `None`) and
-/// `Requires-Dist`; the last listed release is the "newest" (its metadata is in `info`).
+/// `Requires-Dist`.
 fn project(name: &str, releases: &[Release<'_>]) -> (Project, Requires) {
     let mut rel = serde_json::Map::new();
     let mut requires = Vec::new();
@@ -25,16 +25,16 @@ fn project(name: &str, releases: &[Release<'_>]) -> (Project, Requires) {
         rel.insert(version.to_string(), Value::Array(files));
         requires.push(((normalize(name), version.to_string()), deps.iter().map(|d| d.to_string()).collect()));
     }
-    let (last_version, last_deps, _) = releases.last().unwrap();
-    let doc = json!({"info": {"name": name, "version": last_version, "requires_dist": last_deps}, "releases": rel});
+    let doc = json!({"releases": rel});
     (serde_json::from_value(doc).unwrap(), requires)
 }
 
-fn store(projects: Vec<(&str, Vec<Release<'_>>)>, with_old_metadata: bool) -> Store {
+/// The projects, with every release's `Requires-Dist` fetched when `with_metadata`.
+fn store(projects: Vec<(&str, Vec<Release<'_>>)>, with_metadata: bool) -> Store {
     let mut s = Store::default();
     for (name, releases) in projects {
         let (p, requires) = project(name, &releases);
-        if with_old_metadata {
+        if with_metadata {
             s.requires.extend(requires);
         }
         s.projects.insert(normalize(name), std::sync::Arc::new(p));
@@ -132,29 +132,28 @@ fn platform_wheels_and_missing_wheels() {
 #[test]
 fn reports_what_to_fetch() {
     let s = store(vec![("tool", vec![("1.0", &["a", "b"][..], None), ("2.0", &[], None)])], false);
-    // 1.0 is not the newest release: its metadata must be fetched.
+    // Its metadata must be fetched.
     match Resolver::default().resolve(&s, "tool", "1.0", &amd64()) {
         Err(Failure::Missing(m)) => {
             assert!(matches!(m.iter().next(), Some(Need::Requires { version, .. }) if version == "1.0"))
         }
         other => panic!("{other:?}"),
     }
-    let s = store(vec![("tool", vec![("1.0", &["a", "b"][..], None)])], false);
+    let s = store(vec![("tool", vec![("1.0", &["a", "b"][..], None)])], true);
     match Resolver::default().resolve(&s, "tool", "1.0", &amd64()) {
         Err(Failure::Missing(m)) => {
             assert_eq!(m, BTreeSet::from([Need::Project("a".into()), Need::Project("b".into())]))
         }
         other => panic!("{other:?}"),
     }
-    let mut s = store(vec![("tool", vec![("1.0", &["gone>=1"][..], None)])], false);
+    let mut s = store(vec![("tool", vec![("1.0", &["gone>=1"][..], None)])], true);
     s.absent.insert("gone".into());
     assert!(matches!(Resolver::default().resolve(&s, "tool", "1.0", &amd64()), Err(Failure::NotFound { .. })));
 }
 
 #[test]
 fn metadata_is_read_from_the_wheel_the_target_installs() {
-    // 1.0 is not the newest release, so its metadata is fetched; its smallest wheel is the
-    // Windows one, which no Linux target installs.
+    // Its smallest wheel is the Windows one, which no Linux target installs.
     let (mut tool, _) = project(
         "tool",
         &[

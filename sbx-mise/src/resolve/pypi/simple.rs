@@ -19,7 +19,7 @@ use std::sync::Arc;
 use pep508_rs::pep440_rs::Version;
 use serde::Deserialize;
 
-use super::project::{self, Digests, File, Info, Project, normalize};
+use super::project::{self, Digests, File, Project, normalize};
 use crate::resolve::{FetchError, ResolveContext, ResolveError, documents};
 
 /// The media type of PEP 691's JSON simple index, version 1.
@@ -54,8 +54,6 @@ pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Optio
 #[derive(Deserialize)]
 struct Page {
     meta: Meta,
-    #[serde(default)]
-    name: String,
     files: Vec<SimpleFile>,
 }
 
@@ -109,7 +107,7 @@ impl Flag {
 }
 
 /// A simple index page as a [`Project`]: releases keyed by the version each file name carries
-/// (canonical PEP 440), file URLs absolute; `info` names the project and describes no release.
+/// (canonical PEP 440), file URLs absolute.
 /// `Ok(None)`: not a PEP 691 answer (HTML, or JSON of another API).
 fn parse(source: &str, name: &str, body: &[u8]) -> Result<Option<Project>, ResolveError> {
     let malformed = |message: String| ResolveError::Malformed { url: source.to_string(), message };
@@ -141,8 +139,7 @@ fn parse(source: &str, name: &str, body: &[u8]) -> Result<Option<Project>, Resol
         });
     }
     project::absolute_urls(source, releases.values_mut().flatten())?;
-    let info = Info { name: page.name, version: String::new(), requires_dist: None };
-    Ok(Some(Project { info, releases }))
+    Ok(Some(Project { releases }))
 }
 
 /// Whether a body that is no simple index page was meant as one: a JSON object with `meta`.
