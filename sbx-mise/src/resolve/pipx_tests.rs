@@ -55,6 +55,8 @@ struct Index {
     tags: BTreeMap<String, Vec<&'static str>>,
     /// The simple URL answers HTML (PEP 503 only), as an index without PEP 691 does.
     html_only: bool,
+    /// No JSON API documents under `pypi/`.
+    no_json_api: bool,
     /// Wheels' METADATA is advertised and served on its own (PEP 658), with these bodies
     /// (`None`: the true METADATA).
     metadata_files: Option<BTreeMap<String, Option<Vec<u8>>>>,
@@ -129,7 +131,9 @@ impl Index {
             let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": name, "files": files});
             return serde_json::to_vec(&page).ok();
         }
-        if let Some(name) = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json")) {
+        if let Some(name) = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json"))
+            && !self.no_json_api
+        {
             let releases = self.projects.get(name)?;
             let (newest, _) = releases.last()?;
             let files: serde_json::Map<String, serde_json::Value> = releases
@@ -255,6 +259,10 @@ async fn an_index_without_pep_691_is_read_through_the_json_api() {
     let err = lock(&none, "tool", "1", &platforms).await.unwrap_err().to_string();
     assert!(err.contains("has no project `tool`"), "{err}");
     assert!(none.asked().contains(&"pypi/tool/json".into()));
+    // HTML and no JSON API: an error that says so, not "no such project".
+    let html_only = Index { html_only: true, no_json_api: true, ..Index::new(projects) };
+    let err = format!("{:?}", lock(&html_only, "tool", "1", &platforms).await.unwrap_err());
+    assert!(err.contains("HTML only") && err.contains("PEP 691") && err.contains("SBX_PYPI_URL"), "{err}");
 }
 
 #[tokio::test]

@@ -44,9 +44,18 @@ pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Optio
     let parsed = documents::parsed(ctx.fetch, &url, body, move |body| {
         parse(&source, &project, body).map(|page| page.map(Arc::new))
     });
-    match &*parsed.await? {
-        Some(project) => Ok(Some(project.clone())),
-        None => project::fetch_json_api(ctx, name).await,
+    if let Some(project) = &*parsed.await? {
+        return Ok(Some(project.clone()));
+    }
+    match project::fetch_json_api(ctx, name).await? {
+        Some(project) => Ok(Some(project)),
+        // The index knows the project (it answered its simple page), in a form sbx cannot read.
+        None => Err(ResolveError::Unsupported(format!(
+            "{url} answers with HTML only (PEP 503) and {} has no JSON API; sbx reads an index's PEP 691 JSON \
+             (`Accept: {SIMPLE_JSON}`) or PyPI's JSON API: point the PyPI setting (SBX_PYPI_URL, [mirrors] pypi) \
+             at an index that serves one",
+            ctx.upstreams.pypi
+        ))),
     }
 }
 
