@@ -2,7 +2,7 @@
 //! tail), and through [`HttpClient`] against a loopback server that honours `Range` and one that
 //! answers every range request with the whole file.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -196,19 +196,8 @@ impl RangeServer {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
-                let mut range = None;
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':')
-                        && k.eq_ignore_ascii_case("range")
-                    {
-                        range = Some(v.trim().to_string());
-                    }
-                }
+                let headers = crate::http::tests::request_headers(&stream);
+                let range = headers.into_iter().find(|(k, _)| k == "range").map(|(_, v)| v);
                 seen.lock().unwrap().push(range.clone());
                 let total = file.len();
                 let span = range.as_deref().and_then(|r| r.strip_prefix("bytes=")).map(|r| match r.split_once('-') {

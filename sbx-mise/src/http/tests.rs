@@ -253,10 +253,26 @@ async fn a_url_is_asked_once_per_run_even_when_it_failed() {
     assert_eq!(server.statuses("/node/nope.json"), [404, 404]);
 }
 
-/// A loopback HTTP/1.1 server that answers every request with its `Accept` header (`none`
-/// when there is none), counting requests.
+/// The header lines of one HTTP/1.1 request read from `stream`, as `(name, value)`.
+pub(super) fn request_headers(stream: &std::net::TcpStream) -> Vec<(String, String)> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return headers;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+/// A loopback HTTP/1.1 server that answers every request with its `Accept` header, counting
+/// requests.
 fn echo_accept_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/simple/x/", listener.local_addr().unwrap());
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -264,19 +280,8 @@ fn echo_accept_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut accept = "none".to_string();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("accept")
-                {
-                    accept = v.trim().to_string();
-                }
-            }
+            let headers = request_headers(&stream);
+            let accept = headers.iter().find(|(k, _)| k == "accept").map_or("none", |(_, v)| v.as_str());
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", accept.len());
             let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(accept.as_bytes()));

@@ -9,7 +9,7 @@
 //!   on every platform is one entry with `platforms = []`, platform-specific wheels list their
 //!   platforms.
 //! * Projects come from the JSON simple API ([`fetch_project`]), each release's `Requires-Dist`
-//!   from the METADATA of the wheel the target installs ([`fetch_requires`]), fetched
+//!   from the METADATA of one of its wheels ([`metadata_wheel`], [`fetch_requires`]), fetched
 //!   concurrently ([`CONCURRENCY`] at a time), round by round as the resolver asks. Meanwhile
 //!   [`prefetch`] walks the closure the resolver will most likely ask for, each step as soon
 //!   as the one before it answered, so a round finds its documents fetched or on their way;
@@ -86,6 +86,7 @@ async fn fetch_needs(
     ctx: &ResolveContext<'_>,
     store: &mut Store,
     needs: BTreeSet<Need>,
+    target: &Target,
     first: &Target,
 ) -> Result<(), ResolveError> {
     enum Got {
@@ -96,8 +97,9 @@ async fn fetch_needs(
         .into_iter()
         .map(|need| match need {
             Need::Requires { name, version, wheel_url, metadata } => {
-                let first_wheel = store.projects.get(&name).and_then(|p| best_wheel(p.files_of(&version)?, first));
-                let (wheel_url, metadata) = match first_wheel {
+                let wheel =
+                    store.projects.get(&name).and_then(|p| metadata_wheel(p.files_of(&version)?, first, target));
+                let (wheel_url, metadata) = match wheel {
                     Some(wheel) => (wheel.url.clone(), wheel.metadata.clone()),
                     None => (wheel_url, metadata),
                 };
@@ -159,7 +161,7 @@ pub async fn resolve_for(
         loop {
             match resolver.resolve(&store, &tool.name, version, target) {
                 Ok(pinned) => return Ok(pinned),
-                Err(Failure::Missing(needs)) => fetch_needs(ctx, &mut store, needs, first).await?,
+                Err(Failure::Missing(needs)) => fetch_needs(ctx, &mut store, needs, target, first).await?,
                 Err(f) => return Err(failure(ctx, tool, version, target, f)),
             }
         }
