@@ -75,3 +75,13 @@ fn versions_come_from_wheel_egg_and_source_archive_names() {
         assert_eq!(version_of(file, name).as_deref(), want, "{file}");
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_file_name_or_page_is_read_without_panicking(name in "\\PC{0,12}", file in "\\PC{0,40}", body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+        let _ = version_of(&file, &name);
+        let _ = parse(SOURCE, &name, &body);
+        let page = page(serde_json::json!([{"filename": file, "url": file, "hashes": {}}]));
+        let _ = parse(SOURCE, &name, &page);
+    }
+}
