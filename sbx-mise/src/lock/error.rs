@@ -46,6 +46,7 @@ impl ToolLockError {
             ResolveError::NoArtifact { .. } => {
                 Some("remove that platform from [image] platforms, or pick a version that publishes it".into())
             }
+            ResolveError::PythonTooOld { help, .. } => Some(help.clone()),
             ResolveError::MissingChecksum { .. } => {
                 Some("the upstream's checksum list is incomplete; sbx never pins an artifact without a checksum".into())
             }

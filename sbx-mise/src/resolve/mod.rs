@@ -253,6 +253,21 @@ pub enum ResolveError {
         /// What was looked for (file name pattern, wheel tags, …).
         detail: String,
     },
+    /// A Python release (a pipx tool or a package of its closure) runs only on newer Pythons
+    /// than the one the image gets.
+    #[error("{package} {version} requires Python {requires_python}; the image runs python {python}")]
+    PythonTooOld {
+        /// The package, with the closure it is in when it is not the tool itself.
+        package: String,
+        /// Its version.
+        version: String,
+        /// Its wheels' `Requires-Python`.
+        requires_python: String,
+        /// The image's Python.
+        python: String,
+        /// What to change.
+        help: String,
+    },
     /// A published checksum list lacks the artifact.
     #[error("{url} lists no checksum for {file}")]
     MissingChecksum {

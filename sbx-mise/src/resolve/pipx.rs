@@ -244,16 +244,41 @@ fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &
             request: spec,
             nearest: Vec::new(),
         },
-        Failure::NoWheel { package, version: dep_version } => ResolveError::NoArtifact {
-            tool: format!("{package} (in the closure of {tool} {version})"),
-            version: dep_version,
-            platform,
-            detail: format!(
-                "no {}; sbx installs wheels only — pick another version, another python, or remove {platform} \
-                 from [image] platforms",
-                target.describe()
-            ),
-        },
+        Failure::NoWheel { package, version: dep_version, requires_python, newest_usable } => {
+            let is_tool = package == normalize(&tool.name);
+            let in_closure =
+                if is_tool { package.clone() } else { format!("{package} (in the closure of {tool} {version})") };
+            let fits = match requires_python {
+                Some(_) => format!("runs on python {python}"),
+                None => format!("has a wheel for {platform}"),
+            };
+            let older = match &newest_usable {
+                Some(v) if is_tool => format!("pin {tool} to {v}, the newest release that {fits}"),
+                Some(v) => format!("pin a version of {tool} that takes {package} {v} or older"),
+                None => format!("pick another version of {tool}"),
+            };
+            match requires_python {
+                Some(rp) => ResolveError::PythonTooOld {
+                    package: in_closure,
+                    version: dep_version,
+                    help: format!(
+                        "set python in [tools] to a version that satisfies {rp} (sbx locks pipx tools for it), or {older}"
+                    ),
+                    requires_python: rp,
+                    python: python.clone(),
+                },
+                None => ResolveError::NoArtifact {
+                    tool: in_closure,
+                    version: dep_version,
+                    platform,
+                    detail: format!(
+                        "no {}; sbx installs wheels only: {older}, set another python, or remove {platform} from \
+                         [image] platforms",
+                        target.describe()
+                    ),
+                },
+            }
+        }
         Failure::Unusable { package, detail } => {
             ResolveError::Unsupported(format!("{tool} {version}: dependency `{package}`: {detail}"))
         }

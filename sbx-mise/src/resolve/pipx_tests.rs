@@ -51,6 +51,8 @@ type Projects<'a> = &'a [(&'a str, &'a [(&'a str, &'a [&'a str])])];
 #[derive(Default)]
 struct Index {
     projects: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    /// `name-version → Requires-Python` of its wheels.
+    requires_python: BTreeMap<String, String>,
     /// `name → wheel tags` of projects whose wheels are not `py3-none-any`.
     tags: BTreeMap<String, Vec<&'static str>>,
     /// The simple URL answers HTML (PEP 503 only), as an index without PEP 691 does.
@@ -124,6 +126,7 @@ impl Index {
                             "hashes": {"sha256": "ab".repeat(32)},
                             "size": 100,
                             "core-metadata": metadata.clone().unwrap_or(false.into()),
+                            "requires-python": self.requires_python.get(&format!("{name}-{v}")),
                         })
                     })
                 })
@@ -332,4 +335,37 @@ async fn a_release_s_requires_dist_is_read_once_from_the_first_platform_s_wheel(
     assert!(
         asked.contains(&format!("files/tool-1.0-{x86}.whl")) && asked.contains(&format!("files/armonly-1.0-{arm}.whl"))
     );
+}
+
+#[tokio::test]
+async fn a_release_for_a_newer_python_is_an_error_naming_one_that_fits() {
+    let mut index = Index::new(&[
+        ("tool", &[("1.0", &["dep"]), ("2.0", &["dep"])]),
+        ("dep", &[("1.0", &[]), ("2.0", &[])]),
+        ("other", &[("1.0", &["dep==2.0"])]),
+    ]);
+    index.requires_python = BTreeMap::from([("tool-2.0".into(), ">=3.13".into()), ("dep-2.0".into(), ">=3.14".into())]);
+    let platforms = [Platform::LINUX_AMD64];
+    // The tool itself: which release would do.
+    match lock(&index, "tool", "latest", &platforms).await {
+        Err(ResolveError::PythonTooOld { package, version, requires_python, python, help }) => {
+            assert_eq!((package.as_str(), version.as_str(), requires_python.as_str()), ("tool", "2.0", ">=3.13"));
+            assert_eq!(python, DEFAULT_PYTHON);
+            assert!(help.contains("pin pipx:tool to 1.0, the newest release that runs on python"), "{help}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A dependency the resolver may step back on is stepped back (dep 1.0), as pip does.
+    assert_eq!(pins(&lock(&index, "tool", "1.0", &platforms).await.unwrap()), ["dep==1.0", "tool==1.0"]);
+    // One pinned by a requirement: named with the closure it is in.
+    match lock(&index, "other", "1.0", &platforms).await {
+        Err(ResolveError::PythonTooOld { package, requires_python, help, .. }) => {
+            assert_eq!(
+                (package.as_str(), requires_python.as_str()),
+                ("dep (in the closure of pipx:other 1.0)", ">=3.14")
+            );
+            assert!(help.contains("takes dep 1.0 or older"), "{help}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -99,6 +99,11 @@ pub enum Failure {
         package: String,
         /// The newest release that would otherwise have been chosen.
         version: String,
+        /// The `Requires-Python` of its wheels for the target's tags, when that is what rules
+        /// them out (`>=3.13` on python 3.12).
+        requires_python: Option<String>,
+        /// The newest stable release of the project with a wheel for the target, if any.
+        newest_usable: Option<String>,
     },
     /// A requirement or metadata sbx cannot use (URL requirement, unparsable line, no sha256).
     Unusable {
@@ -276,13 +281,26 @@ impl Resolver {
             match best_wheel(files, target) {
                 Some(file) => return Ok((v.clone(), file.clone())),
                 None if files.iter().any(|f| !f.yanked) => {
-                    without_wheel.get_or_insert_with(|| v.to_string());
+                    without_wheel.get_or_insert((v, *files));
                 }
                 None => {}
             }
         }
-        if let Some(version) = without_wheel {
-            return Err(Pass::Failed(Failure::NoWheel { package: name.to_string(), version }));
+        if let Some((version, files)) = without_wheel {
+            let requires_python = files
+                .iter()
+                .filter(|f| !f.yanked && target.wheel_rank(&f.filename).is_some())
+                .find_map(|f| f.requires_python.clone());
+            let newest_usable = versions
+                .iter()
+                .find(|(v, files)| !v.any_prerelease() && best_wheel(files, target).is_some())
+                .map(|(v, _)| v.to_string());
+            return Err(Pass::Failed(Failure::NoWheel {
+                package: name.to_string(),
+                version: version.to_string(),
+                requires_python,
+                newest_usable,
+            }));
         }
         if !allowed.is_empty()
             && let Some(i) = constraints.iter().position(|c| {

@@ -125,8 +125,37 @@ fn platform_wheels_and_missing_wheels() {
     let arm = Target::new(Platform::LINUX_ARM64, "3.12").unwrap();
     assert_eq!(
         Resolver::default().resolve(&s, "tool", "1.0", &arm),
-        Err(Failure::NoWheel { package: "native".into(), version: "1.0".into() })
+        Err(Failure::NoWheel {
+            package: "native".into(),
+            version: "1.0".into(),
+            requires_python: None,
+            newest_usable: None
+        })
     );
+}
+
+#[test]
+fn a_release_whose_wheels_need_a_newer_python_says_so_and_names_one_that_fits() {
+    let (mut tool, requires) = project("tool", &[("1.0", &[], None), ("2.0", &[], None), ("3.0", &[], None)]);
+    for (version, files) in tool.releases.iter_mut() {
+        if version != "1.0" {
+            files[0].requires_python = Some(">=3.13".into());
+        }
+    }
+    let mut s = Store::default();
+    s.requires.extend(requires);
+    s.projects.insert("tool".into(), std::sync::Arc::new(tool));
+    assert_eq!(
+        Resolver::default().resolve(&s, "tool", "3.0", &amd64()),
+        Err(Failure::NoWheel {
+            package: "tool".into(),
+            version: "3.0".into(),
+            requires_python: Some(">=3.13".into()),
+            newest_usable: Some("1.0".into())
+        })
+    );
+    let py313 = Target::new(Platform::LINUX_AMD64, "3.13").unwrap();
+    assert_eq!(pins(Resolver::default().resolve(&s, "tool", "3.0", &py313)), ["tool==3.0"]);
 }
 
 #[test]

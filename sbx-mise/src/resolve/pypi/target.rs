@@ -99,7 +99,7 @@ impl Target {
         let mut tags: Vec<(&String, &usize)> = self.ranks.iter().collect();
         tags.sort_by_key(|(_, r)| **r);
         let first: Vec<&str> = tags.iter().take(3).map(|(t, _)| t.as_str()).collect();
-        format!("a wheel for CPython {} on {} (e.g. {}, …, py3-none-any)", self.python, self.platform, first.join(", "))
+        format!("wheel for CPython {} on {} (e.g. {}, …, py3-none-any)", self.python, self.platform, first.join(", "))
     }
 }
 
