@@ -24,7 +24,7 @@ use futures::future::{self, Either};
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use pep508_rs::pep440_rs::Version;
-use pep508_rs::{Requirement, VerbatimUrl};
+use pep508_rs::{ExtraName, Requirement, VerbatimUrl};
 
 use super::pypi::metadata::fetch_requires;
 use super::pypi::project::{File, Project, normalize};
@@ -60,6 +60,24 @@ fn no_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> ResolveError {
         request: format!("any version ({} has no project `{}`; check the name)", ctx.upstreams.pypi, tool.name),
         nearest: Vec::new(),
     }
+}
+
+/// The extras mise's `extras` option asks for (`extras = "postgres,mysql"`: `harlequin[postgres,mysql]`),
+/// whose requirements join the tool's closure.
+pub fn extras(tool: &BackendRef) -> Result<Vec<ExtraName>, ResolveError> {
+    let Some(list) = tool.options.get("extras") else { return Ok(Vec::new()) };
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            ExtraName::from_str(e).map_err(|err| {
+                ResolveError::Unsupported(format!(
+                    "{tool}: `extras = \"{list}\"`: `{e}` is not an extra name ({err}); write the extras as \
+                     `extras = \"one,two\"`"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Releases that have at least one file that is not yanked, oldest first.
@@ -147,17 +165,20 @@ fn metadata_wheel<'f>(files: &'f [File], first: &Target, target: &Target) -> Opt
     best_wheel(files, first).or_else(|| best_wheel(files, target))
 }
 
-/// The closure of `tool==version` on `target`, fetching metadata round by round while
+/// The closure of `tool[extras]==version` on `target`, fetching metadata round by round while
 /// [`prefetch`] runs ahead; `first` is the first platform of the lock ([`metadata_wheel`]).
 pub async fn resolve_for(
     ctx: &ResolveContext<'_>,
     tool: &BackendRef,
     version: &str,
+    extras: &[ExtraName],
     target: &Target,
     first: &Target,
 ) -> Result<Vec<Pinned>, ResolveError> {
     let rounds = std::pin::pin!(async {
-        let (mut resolver, mut store) = (Resolver::default(), Store::default());
+        let mut resolver = Resolver::default();
+        resolver.root_extras = extras.to_vec();
+        let mut store = Store::default();
         loop {
             match resolver.resolve(&store, &tool.name, version, target) {
                 Ok(pinned) => return Ok(pinned),
@@ -167,7 +188,8 @@ pub async fn resolve_for(
         }
     });
     // The rounds decide; what the prefetch has not fetched when they are done is dropped.
-    match future::select(rounds, std::pin::pin!(prefetch(ctx, &tool.name, version, target, first))).await {
+    let prefetch = prefetch(ctx, &tool.name, version, extras, target, first);
+    match future::select(rounds, std::pin::pin!(prefetch)).await {
         Either::Left((pinned, _)) => pinned,
         Either::Right(((), rounds)) => rounds.await,
     }
@@ -175,13 +197,21 @@ pub async fn resolve_for(
 
 /// Fetches, ahead of the resolver, what it will most likely ask for: each project's
 /// document, the METADATA of the release it would most likely get ([`likely_release`]), and
-/// the projects that release requires on `target` (markers evaluated, no extras), each step
-/// as soon as the one before it answered. Failures are left for the resolver to meet.
-async fn prefetch(ctx: &ResolveContext<'_>, root: &str, version: &str, target: &Target, first: &Target) {
+/// the projects that release requires on `target` (markers evaluated, the tool's extras
+/// only), each step as soon as the one before it answered. Failures are left for the resolver
+/// to meet.
+async fn prefetch(
+    ctx: &ResolveContext<'_>,
+    root: &str,
+    version: &str,
+    extras: &[ExtraName],
+    target: &Target,
+    first: &Target,
+) {
     let root = normalize(root);
     let mut seen = BTreeSet::from([root.clone()]);
     let mut steps = FuturesUnordered::new();
-    steps.push(prefetch_step(ctx, root, Some(version), target, first));
+    steps.push(prefetch_step(ctx, root, Some((version, extras)), target, first));
     while let Some(names) = steps.next().await {
         for name in names {
             if seen.insert(name.clone()) {
@@ -191,21 +221,23 @@ async fn prefetch(ctx: &ResolveContext<'_>, root: &str, version: &str, target: &
     }
 }
 
-/// One project of [`prefetch`]: the projects its likely release requires on `target`.
+/// One project of [`prefetch`]: the projects its likely release requires on `target`; `root`
+/// is the version and extras of the tool itself.
 async fn prefetch_step(
     ctx: &ResolveContext<'_>,
     name: String,
-    exact: Option<&str>,
+    root: Option<(&str, &[ExtraName])>,
     target: &Target,
     first: &Target,
 ) -> Vec<String> {
     let Ok(Some(project)) = fetch_project(ctx, &name).await else { return Vec::new() };
+    let (exact, extras) = root.map_or((None, &[][..]), |(version, extras)| (Some(version), extras));
     let Some(wheel) = likely_release(&project, exact, target, first) else { return Vec::new() };
     let Ok(lines) = fetch_requires(ctx, &wheel.url, wheel.metadata.as_ref()).await else { return Vec::new() };
     lines
         .iter()
         .filter_map(|line| Requirement::<VerbatimUrl>::from_str(line).ok())
-        .filter(|req| req.evaluate_markers(&target.markers, &[]))
+        .filter(|req| req.evaluate_markers(&target.markers, extras))
         .map(|req| normalize(req.name.as_ref()))
         .collect()
 }
@@ -336,6 +368,7 @@ impl Backend for PipxBackend {
         version: &str,
     ) -> Result<LockedTool, ResolveError> {
         let python = python_version(ctx);
+        let extras = extras(tool)?;
         let targets = ctx
             .platforms
             .iter()
@@ -348,7 +381,8 @@ impl Backend for PipxBackend {
             return Err(ResolveError::Unsupported(format!("{tool}: no platform to lock for")));
         };
         let resolved =
-            future::join_all(targets.iter().map(|target| resolve_for(ctx, tool, version, target, first))).await;
+            future::join_all(targets.iter().map(|target| resolve_for(ctx, tool, version, &extras, target, first)))
+                .await;
         let mut pins = Vec::new();
         for (target, pinned) in targets.iter().zip(resolved) {
             pins.push((target.platform, pinned?));

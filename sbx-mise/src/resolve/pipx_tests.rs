@@ -203,11 +203,22 @@ impl crate::resolve::Fetch for Index {
 }
 
 async fn lock(index: &Index, tool: &str, request: &str, platforms: &[Platform]) -> Result<LockedTool, ResolveError> {
+    lock_with(index, tool, &[], request, platforms).await
+}
+
+async fn lock_with(
+    index: &Index,
+    tool: &str,
+    options: &[(&str, &str)],
+    request: &str,
+    platforms: &[Platform],
+) -> Result<LockedTool, ResolveError> {
     let upstreams =
         crate::resolve::Upstreams { pypi: "http://p".into(), ..crate::resolve::Upstreams::all_at("http://p") };
     let runtimes = BTreeMap::new();
     let ctx = ResolveContext { fetch: index, upstreams: &upstreams, platforms, runtimes: &runtimes };
-    let tool = BackendRef::parse(&format!("pipx:{tool}")).unwrap().unwrap();
+    let mut tool = BackendRef::parse(&format!("pipx:{tool}")).unwrap().unwrap();
+    tool.options.extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let request = VersionRequest::parse(request).unwrap();
     let version = PIPX.resolve(&ctx, &tool, &request).await?;
     let run = PIPX.lock(&ctx, &tool, &request, &version);
@@ -368,4 +379,24 @@ async fn a_release_for_a_newer_python_is_an_error_naming_one_that_fits() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn mise_s_extras_option_brings_the_extras_requirements_into_the_closure() {
+    let index = Index::new(&[
+        ("tool", &[("1.0", &["a", "b; extra == 'fast'", "c; extra == 'db'"])]),
+        ("a", &[("1.0", &[])]),
+        ("b", &[("1.0", &[])]),
+        ("c", &[("1.0", &[])]),
+    ]);
+    let platforms = [Platform::LINUX_AMD64];
+    let with = |extras: &'static str| {
+        let (index, platforms) = (&index, &platforms);
+        async move { lock_with(index, "tool", &[("extras", extras)], "1.0", platforms).await }
+    };
+    assert_eq!(pins(&lock(&index, "tool", "1.0", &platforms).await.unwrap()), ["a==1.0", "tool==1.0"]);
+    assert_eq!(pins(&with("fast").await.unwrap()), ["a==1.0", "b==1.0", "tool==1.0"]);
+    assert_eq!(pins(&with(" fast, db ").await.unwrap()), ["a==1.0", "b==1.0", "c==1.0", "tool==1.0"]);
+    let err = with("fast,no good").await.unwrap_err().to_string();
+    assert!(err.contains("`no good` is not an extra name") && err.contains("extras = \"one,two\""), "{err}");
 }

@@ -142,6 +142,8 @@ struct Constraint {
 /// Learnt constraints and exclusions; kept across fetch rounds so restarts are not repeated.
 #[derive(Default)]
 pub struct Resolver {
+    /// Extras of the root (`harlequin[postgres]`), whose requirements join the closure.
+    pub root_extras: Vec<ExtraName>,
     constraints: BTreeMap<String, Vec<Constraint>>,
     excluded: BTreeSet<(String, String)>,
     restarts: usize,
@@ -197,7 +199,9 @@ impl Resolver {
     }
 
     fn pass(&self, store: &Store, root: &str, version: &str, target: &Target) -> Result<Vec<Pinned>, Pass> {
-        let root_req = parse_req(&format!("{root}=={version}"), root).map_err(Pass::Failed)?;
+        let extras: Vec<&str> = self.root_extras.iter().map(ExtraName::as_ref).collect();
+        let extras = if extras.is_empty() { String::new() } else { format!("[{}]", extras.join(",")) };
+        let root_req = parse_req(&format!("{root}{extras}=={version}"), root).map_err(Pass::Failed)?;
         let mut queue = VecDeque::from([Job { req: root_req, by: ("config".into(), String::new()) }]);
         let mut chosen: BTreeMap<String, Chosen> = BTreeMap::new();
         let mut missing = BTreeSet::new();
