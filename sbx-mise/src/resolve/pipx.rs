@@ -51,7 +51,20 @@ pub fn python_version(ctx: &ResolveContext<'_>) -> String {
 }
 
 async fn root_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Arc<Project>, ResolveError> {
+    from_pypi(tool)?;
     fetch_project(ctx, &tool.name).await?.ok_or_else(|| no_project(ctx, tool))
+}
+
+/// Refuses mise's other pipx sources (`pipx:psf/black` from GitHub, `git+https://…`, URLs):
+/// sbx locks PyPI releases only.
+fn from_pypi(tool: &BackendRef) -> Result<(), ResolveError> {
+    if tool.name.contains('/') || tool.name.contains(':') {
+        return Err(ResolveError::Unsupported(format!(
+            "`{tool}` installs from git or a URL, which is not supported yet: sbx locks PyPI releases only; write \
+             `pipx:<project>` with the name `pip install` takes"
+        )));
+    }
+    Ok(())
 }
 
 fn no_project(ctx: &ResolveContext<'_>, tool: &BackendRef) -> ResolveError {
@@ -367,6 +380,7 @@ impl Backend for PipxBackend {
         request: &VersionRequest,
         version: &str,
     ) -> Result<LockedTool, ResolveError> {
+        from_pypi(tool)?;
         let python = python_version(ctx);
         let extras = extras(tool)?;
         let targets = ctx

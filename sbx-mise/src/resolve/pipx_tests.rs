@@ -400,3 +400,13 @@ async fn mise_s_extras_option_brings_the_extras_requirements_into_the_closure() 
     let err = with("fast,no good").await.unwrap_err().to_string();
     assert!(err.contains("`no good` is not an extra name") && err.contains("extras = \"one,two\""), "{err}");
 }
+
+#[tokio::test]
+async fn git_and_url_sources_are_refused_before_any_request() {
+    let index = Index::new(&[("black", &[("1.0", &[])])]);
+    for tool in ["psf/black", "git+https://github.com/psf/black.git"] {
+        let err = lock(&index, tool, "1.0", &[Platform::LINUX_AMD64]).await.unwrap_err().to_string();
+        assert!(err.contains("not supported yet") && err.contains("PyPI releases only"), "{err}");
+    }
+    assert!(index.asked().is_empty(), "{:?}", index.asked());
+}
