@@ -3,13 +3,13 @@
 //!
 //! `GET <pypi>/simple/<name>/` with `Accept: application/vnd.pypi.simple.v1+json` lists every
 //! file of a project: URL, sha256, size, `Requires-Python`, whether it is yanked and whether
-//! the index serves its METADATA on its own (PEP 658). It is what pip and uv read. On this
-//! workplace's PyPI mirror it answers in a few milliseconds where the JSON API's project
+//! the index serves its METADATA on its own (PEP 658). It is what pip and uv read. On the PyPI
+//! mirror sbx's figures come from, it answers in a few milliseconds where the JSON API's project
 //! document (`/pypi/<name>/json`, [`project::fetch_json_api`]) takes 60–200 ms, and PyPI
 //! deprecates that document's `releases` key.
 //!
-//! It carries no `Requires-Dist`: each release's comes from the METADATA of the wheel a target
-//! installs ([`super::metadata`]). An index that answers the simple URL with HTML only (PEP 503)
+//! It carries no `Requires-Dist`: each release's comes from the METADATA of one of its wheels
+//! ([`super::metadata`]). An index that answers the simple URL with HTML only (PEP 503)
 //! or not at all is read through the JSON API instead.
 
 use std::collections::BTreeMap;
@@ -59,7 +59,7 @@ pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Optio
     }
 }
 
-/// A simple index page; `fields` it does not use are ignored.
+/// A simple index page; the fields sbx does not use are ignored.
 #[derive(Deserialize)]
 struct Page {
     meta: Meta,
