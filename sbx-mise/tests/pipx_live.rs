@@ -102,6 +102,33 @@ async fn unknown_project_and_version_are_clear_errors() {
     assert!(matches!(&err, ResolveError::NoMatch { nearest, .. } if !nearest.is_empty()), "{err}");
 }
 
+#[tokio::test]
+async fn pypi_s_html_and_json_pages_read_the_same() {
+    use sbx_mise::resolve::Fetch;
+    use sbx_mise::resolve::pypi::simple::{parse, simple_url};
+    let fetch = LiveFetch::default();
+    let url = simple_url(&Upstreams::default().pypi, "black");
+    let json = fetch.client.get_accepting(&url, "application/vnd.pypi.simple.v1+json").await.unwrap();
+    let html = fetch.client.get_accepting(&url, "text/html").await.unwrap();
+    assert!(json.starts_with(b"{") && !html.starts_with(b"{"), "PyPI negotiates the two forms");
+    let (json, html) = (parse(&url, "black", &json).unwrap(), parse(&url, "black", &html).unwrap());
+    assert!(json.releases.len() > 50 && json.releases.contains_key("24.10.0"), "{:?}", json.releases.keys());
+    assert_eq!(json.releases.keys().collect::<Vec<_>>(), html.releases.keys().collect::<Vec<_>>());
+    let mut files = 0;
+    for (version, json_files) in &json.releases {
+        let html_files = &html.releases[version];
+        assert_eq!(json_files.len(), html_files.len(), "{version}");
+        for j in json_files {
+            let h = html_files.iter().find(|h| h.filename == j.filename).unwrap();
+            assert!(j.size.is_some() && h.size.is_none(), "{}", j.filename);
+            let same = (&j.filename, &j.url, &j.digests, &j.requires_python, j.yanked, &j.metadata);
+            assert_eq!(same, (&h.filename, &h.url, &h.digests, &h.requires_python, h.yanked, &h.metadata));
+            files += 1;
+        }
+    }
+    assert!(files > 500, "{files} files compared");
+}
+
 /// `cargo test --test pipx_live figures -- --ignored --nocapture`: cold lock times (fresh cache)
 /// for the closing figures; prints, asserts nothing about time.
 #[tokio::test]

@@ -45,9 +45,8 @@ fn selects_with_mise_rules_skipping_yanked_releases() {
 type Projects<'a> = &'a [(&'a str, &'a [(&'a str, &'a [&'a str])])];
 
 /// An index in memory: each project's releases, with their `Requires-Dist` and one wheel per
-/// tag of `tags` (`py3-none-any` when none); the last listed release is the newest. Served as PEP 691 pages under
-/// `simple/`, as JSON API documents under `pypi/` and as real wheels under `files/`; records
-/// every path asked for.
+/// tag of `tags` (`py3-none-any` when none). Served as simple index pages under `simple/` and
+/// as real wheels under `files/`; records every path asked for.
 #[derive(Default)]
 struct Index {
     projects: BTreeMap<String, Vec<(String, Vec<String>)>>,
@@ -55,10 +54,8 @@ struct Index {
     requires_python: BTreeMap<String, String>,
     /// `name → wheel tags` of projects whose wheels are not `py3-none-any`.
     tags: BTreeMap<String, Vec<&'static str>>,
-    /// The simple URL answers HTML (PEP 503 only), as an index without PEP 691 does.
+    /// The simple pages are HTML (PEP 503), as an index without PEP 691 serves them.
     html_only: bool,
-    /// No JSON API documents under `pypi/`.
-    no_json_api: bool,
     /// Wheels' METADATA is advertised and served on its own (PEP 658), with these bodies
     /// (`None`: the true METADATA).
     metadata_files: Option<BTreeMap<String, Option<Vec<u8>>>>,
@@ -106,12 +103,33 @@ impl Index {
         buf.into_inner()
     }
 
+    /// The PEP 503 form of a page's files.
+    fn html_page(name: &str, files: &[serde_json::Value]) -> String {
+        let anchors: String = files
+            .iter()
+            .map(|f| {
+                let requires_python = f["requires-python"]
+                    .as_str()
+                    .map(|rp| format!(" data-requires-python=\"{}\"", rp.replace('>', "&gt;").replace('<', "&lt;")))
+                    .unwrap_or_default();
+                let metadata = f["core-metadata"]["sha256"]
+                    .as_str()
+                    .map(|sha| format!(" data-core-metadata=\"sha256={sha}\""))
+                    .unwrap_or_default();
+                let (url, sha, file) = (&f["url"].as_str().unwrap(), &f["hashes"]["sha256"], &f["filename"]);
+                format!(
+                    "<a href=\"{url}#sha256={}\"{requires_python}{metadata}>{}</a><br/>\n",
+                    sha.as_str().unwrap(),
+                    file.as_str().unwrap()
+                )
+            })
+            .collect();
+        format!("<!DOCTYPE html><html><body><h1>Links for {name}</h1>\n{anchors}</body></html>")
+    }
+
     fn answer(&self, path: &str) -> Option<Vec<u8>> {
         if let Some(name) = path.strip_prefix("simple/").and_then(|p| p.strip_suffix('/')) {
             let releases = self.projects.get(name)?;
-            if self.html_only {
-                return Some(format!("<html><body><h1>Links for {name}</h1></body></html>").into_bytes());
-            }
             let files: Vec<serde_json::Value> = releases
                 .iter()
                 .flat_map(|(v, requires)| {
@@ -131,35 +149,11 @@ impl Index {
                     })
                 })
                 .collect();
+            if self.html_only {
+                return Some(Self::html_page(name, &files).into_bytes());
+            }
             let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": name, "files": files});
             return serde_json::to_vec(&page).ok();
-        }
-        if let Some(name) = path.strip_prefix("pypi/").and_then(|p| p.strip_suffix("/json"))
-            && !self.no_json_api
-        {
-            let releases = self.projects.get(name)?;
-            let (newest, _) = releases.last()?;
-            let files: serde_json::Map<String, serde_json::Value> = releases
-                .iter()
-                .map(|(v, _)| {
-                    let files: Vec<serde_json::Value> = self
-                        .files(name, v)
-                        .into_iter()
-                        .map(|file| {
-                            serde_json::json!({
-                                "filename": file,
-                                "url": format!("http://p/files/{file}"),
-                                "digests": {"sha256": "ab".repeat(32)},
-                                "size": 100,
-                            })
-                        })
-                        .collect();
-                    (v.clone(), serde_json::Value::Array(files))
-                })
-                .collect();
-            // As PyPI's can, `info` disagrees with the newest release's wheel.
-            let info = serde_json::json!({"name": name, "version": newest, "requires_dist": ["not-in-the-wheel"]});
-            return serde_json::to_vec(&serde_json::json!({"info": info, "releases": files})).ok();
         }
         let file = path.strip_prefix("files/")?;
         let (file, metadata) = match file.strip_suffix(".metadata") {
@@ -252,31 +246,26 @@ async fn a_slow_document_does_not_hold_up_the_rest_of_the_closure() {
     assert!(locked.packages.iter().all(|p| p.platforms.is_empty() && p.artifact.url.starts_with("http://p/files/")));
     let asked = index.asked();
     assert!(!asked.iter().any(|p| p.contains("never-locked")), "only the locked release of the tool is read");
-    assert!(!asked.iter().any(|p| p.starts_with("pypi/")), "the simple API answered: {asked:?}");
 }
 
 #[tokio::test]
-async fn an_index_without_pep_691_is_read_through_the_json_api() {
+async fn an_index_with_html_pages_only_locks_the_same_closure() {
     let projects: Projects<'_> =
         &[("tool", &[("1.0", &["a>=1"]), ("2.0", &["a>=1", "z"])]), ("a", &[("1.0", &[])]), ("z", &[("1.0", &[])])];
-    let simple = Index::new(projects);
-    let html = Index { html_only: true, ..Index::new(projects) };
+    let json = Index { metadata_files: Some(BTreeMap::new()), ..Index::new(projects) };
+    let html = Index { html_only: true, metadata_files: Some(BTreeMap::new()), ..Index::new(projects) };
     let platforms = [Platform::LINUX_AMD64];
-    let from_simple = lock(&simple, "tool", "1", &platforms).await.unwrap();
-    let from_json_api = lock(&html, "tool", "1", &platforms).await.unwrap();
-    assert_eq!(format!("{from_simple:?}"), format!("{from_json_api:?}"));
-    assert_eq!(pins(&from_simple), ["a==1.0", "tool==1.0"]);
-    let asked = html.asked();
-    assert!(asked.contains(&"simple/tool/".into()) && asked.contains(&"pypi/tool/json".into()), "{asked:?}");
-    // No simple API at all (404) is read the same way; a project neither knows is an error.
+    let from_json = lock(&json, "tool", "1", &platforms).await.unwrap();
+    let mut from_html = lock(&html, "tool", "1", &platforms).await.unwrap();
+    assert!(from_html.packages.iter().all(|p| p.artifact.size.is_none()), "HTML pages carry no sizes");
+    from_html.packages.iter_mut().for_each(|p| p.artifact.size = Some(100));
+    assert_eq!(format!("{from_json:?}"), format!("{from_html:?}"));
+    assert_eq!(pins(&from_json), ["a==1.0", "tool==1.0"]);
+    assert!(html.asked().iter().any(|p| p.ends_with(".whl.metadata")), "PEP 714 read from HTML too");
+    // A project the index does not know.
     let none = Index { projects: BTreeMap::new(), ..Index::new(projects) };
     let err = lock(&none, "tool", "1", &platforms).await.unwrap_err().to_string();
     assert!(err.contains("has no project `tool`"), "{err}");
-    assert!(none.asked().contains(&"pypi/tool/json".into()));
-    // HTML and no JSON API: an error that says so, not "no such project".
-    let html_only = Index { html_only: true, no_json_api: true, ..Index::new(projects) };
-    let err = format!("{:?}", lock(&html_only, "tool", "1", &platforms).await.unwrap_err());
-    assert!(err.contains("HTML only") && err.contains("PEP 691") && err.contains("SBX_PYPI_URL"), "{err}");
 }
 
 #[tokio::test]

@@ -1,19 +1,12 @@
-//! The project model sbx resolves from, and PyPI's JSON API (`/pypi/<name>/json`), read when
-//! an index does not serve the JSON simple API ([`super::simple`]).
-//!
-//! The JSON API lists every release's files (URL, sha256, size, `requires_python`, yanked);
-//! PyPI marks that `releases` key as deprecated in favour of the simple API. Its `info` holds
-//! the newest release's `Requires-Dist`, which sbx does not read: it is taken from one of the
-//! release's files and can disagree with the wheel a target installs (httpx2 2.16.2's says
-//! `httpcore2==2.16.0`, its wheel `==2.16.2`).
+//! The project model sbx resolves from: a project's releases with their files, as a simple
+//! index page lists them ([`super::simple`]), and PEP 503 name normalisation.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::resolve::{FetchError, ResolveContext, ResolveError, documents};
+use crate::resolve::ResolveError;
 
 /// PEP 503 normalised project name (`Foo_Bar.baz` → `foo-bar-baz`).
 pub fn normalize(name: &str) -> String {
@@ -33,7 +26,9 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-/// One project: its releases with their files.
+/// One project: its releases with their files. It reads from the shape of PyPI's JSON API
+/// (`{"releases": {"1.0": [{"filename", "url", "digests": {"sha256"}, …}]}}`), which tests use
+/// to write projects.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Project {
     /// Version → its files.
@@ -89,32 +84,6 @@ pub struct Digests {
     pub sha256: Option<String>,
 }
 
-/// The JSON API's project document URL.
-pub fn project_url(pypi: &str, name: &str) -> String {
-    format!("{}/pypi/{}/json", pypi.trim_end_matches('/'), normalize(name))
-}
-
-/// Fetches a project from the JSON API; `None` when the index has no such project (404). File
-/// URLs are made absolute. Parsed once per run and shared ([`documents::parsed`]).
-pub async fn fetch_json_api(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Arc<Project>>, ResolveError> {
-    let url = project_url(&ctx.upstreams.pypi, name);
-    let body = match ctx.fetch.get(&url).await {
-        Ok(b) => b,
-        Err(FetchError::Status { status: 404, .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let source = url.clone();
-    let project = documents::parsed(ctx.fetch, &url, body, move |body| {
-        let mut project: Project = serde_json::from_slice(body).map_err(|e| ResolveError::Malformed {
-            url: source.clone(),
-            message: format!("not a PyPI project document: {e}"),
-        })?;
-        absolute_urls(&source, project.releases.values_mut().flatten())?;
-        Ok::<_, ResolveError>(project)
-    });
-    Ok(Some(project.await?))
-}
-
 /// Makes the URLs of `files`, listed in the document at `source`, absolute.
 pub(super) fn absolute_urls<'f>(source: &str, files: impl Iterator<Item = &'f mut File>) -> Result<(), ResolveError> {
     let malformed = |message: String| ResolveError::Malformed { url: source.to_string(), message };
@@ -125,7 +94,7 @@ pub(super) fn absolute_urls<'f>(source: &str, files: impl Iterator<Item = &'f mu
     Ok(())
 }
 
-/// Makes a project document's file URLs absolute, as `url::Url::join` does. A project like
+/// Makes a page's file URLs absolute, as `url::Url::join` does. A project like
 /// ruff lists 7000 files and a join costs over a microsecond, on the path of every lock: URLs
 /// that are a run of `../` and then plain path characters (mirrors write
 /// `../../packages/<hash>/<file>`) join their `../` run once and append the rest, which is

@@ -1,16 +1,19 @@
-//! PyPI's JSON simple API, where sbx reads a project from: PEP 691, with PEP 700's sizes and
-//! PEP 714's `core-metadata`.
+//! PyPI's simple repository API, where sbx reads a project from: `GET <pypi>/simple/<name>/`,
+//! the API every Python package index serves and pip and uv read. It lists every file of a
+//! project: URL, sha256, `Requires-Python`, whether it is yanked (PEP 592) and whether the
+//! index serves its METADATA on its own (PEP 658/714).
 //!
-//! `GET <pypi>/simple/<name>/` with `Accept: application/vnd.pypi.simple.v1+json` lists every
-//! file of a project: URL, sha256, size, `Requires-Python`, whether it is yanked and whether
-//! the index serves its METADATA on its own (PEP 658). It is what pip and uv read. On the PyPI
-//! mirror sbx's figures come from, it answers in a few milliseconds where the JSON API's project
-//! document (`/pypi/<name>/json`, [`project::fetch_json_api`]) takes 60–200 ms, and PyPI
-//! deprecates that document's `releases` key.
+//! * The JSON form (PEP 691, with PEP 700's sizes) is asked for first; an index that only has
+//!   the HTML form (PEP 503: GitLab, CodeArtifact, older Nexus and devpi) answers that, and
+//!   its anchors are read with their `data-*` attributes. Sizes come with JSON only.
+//! * PyPI's JSON API (`/pypi/<name>/json`) is not read: on the PyPI mirror sbx's figures come
+//!   from it took 60–200 ms per project against a few milliseconds here, PyPI deprecates its
+//!   `releases` key, and its `info.requires_dist` comes from one of the release's files and can
+//!   disagree with the wheel a target installs (httpx2 2.16.2's says `httpcore2==2.16.0`, its
+//!   wheel `==2.16.2`).
 //!
-//! It carries no `Requires-Dist`: each release's comes from the METADATA of one of its wheels
-//! ([`super::metadata`]). An index that answers the simple URL with HTML only (PEP 503)
-//! or not at all is read through the JSON API instead.
+//! A page carries no `Requires-Dist`: each release's comes from the METADATA of one of its
+//! wheels ([`super::metadata`]).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -22,41 +25,27 @@ use serde::Deserialize;
 use super::project::{self, Digests, File, Project, normalize};
 use crate::resolve::{FetchError, ResolveContext, ResolveError, documents};
 
-/// The media type of PEP 691's JSON simple index, version 1.
-pub const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
+/// What sbx asks a simple index for, as uv does: PEP 691 JSON, else HTML.
+pub const ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
 /// The simple index page of a project.
 pub fn simple_url(pypi: &str, name: &str) -> String {
     format!("{}/simple/{}/", pypi.trim_end_matches('/'), normalize(name))
 }
 
-/// Fetches a project: from the JSON simple API, or from the JSON API when the index does not
-/// answer the simple URL with PEP 691 JSON. `None` when the index has no such project.
-/// Parsed once per run and shared ([`documents::parsed`]).
+/// Fetches a project's page; `None` when the index has no such project (404). Parsed once per
+/// run and shared ([`documents::parsed`]).
 pub async fn fetch_project(ctx: &ResolveContext<'_>, name: &str) -> Result<Option<Arc<Project>>, ResolveError> {
     let url = simple_url(&ctx.upstreams.pypi, name);
-    let body = match ctx.fetch.get_accepting(&url, SIMPLE_JSON).await {
+    let body = match ctx.fetch.get_accepting(&url, ACCEPT).await {
         Ok(body) => body,
-        Err(FetchError::Status { status: 404 | 406, .. }) => return project::fetch_json_api(ctx, name).await,
+        Err(FetchError::Status { status: 404, .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let (source, project) = (url.clone(), name.to_string());
-    let parsed = documents::parsed(ctx.fetch, &url, body, move |body| {
-        parse(&source, &project, body).map(|page| page.map(Arc::new))
-    });
-    if let Some(project) = &*parsed.await? {
-        return Ok(Some(project.clone()));
-    }
-    match project::fetch_json_api(ctx, name).await? {
-        Some(project) => Ok(Some(project)),
-        // The index knows the project (it answered its simple page), in a form sbx cannot read.
-        None => Err(ResolveError::Unsupported(format!(
-            "{url} answers with HTML only (PEP 503) and {} has no JSON API; sbx reads an index's PEP 691 JSON \
-             (`Accept: {SIMPLE_JSON}`) or PyPI's JSON API: point the PyPI setting (SBX_PYPI_URL, [mirrors] pypi) \
-             at an index that serves one",
-            ctx.upstreams.pypi
-        ))),
-    }
+    let parsed = documents::parsed(ctx.fetch, &url, body, move |body| parse(&source, &project, body));
+    Ok(Some(parsed.await?))
 }
 
 /// A simple index page; the fields sbx does not use are ignored.
@@ -115,29 +104,43 @@ impl Flag {
     }
 }
 
-/// A simple index page as a [`Project`]: releases keyed by the version each file name carries
-/// (canonical PEP 440), file URLs absolute.
-/// `Ok(None)`: not a PEP 691 answer (HTML, or JSON of another API).
-fn parse(source: &str, name: &str, body: &[u8]) -> Result<Option<Project>, ResolveError> {
-    let malformed = |message: String| ResolveError::Malformed { url: source.to_string(), message };
-    let page: Page = match serde_json::from_slice(body) {
-        Ok(page) => page,
-        Err(_) if !looks_like_simple_json(body) => return Ok(None),
-        Err(e) => return Err(malformed(format!("not a PEP 691 simple index page: {e}"))),
-    };
-    if page.meta.api_version.split('.').next() != Some("1") {
-        return Err(malformed(format!(
-            "simple API version {} is not one sbx reads (1.x); point the PyPI setting (SBX_PYPI_URL) at an index \
-             that serves version 1",
-            page.meta.api_version
-        )));
-    }
+/// A simple index page, JSON (PEP 691) or HTML (PEP 503), as a [`Project`]: releases keyed by
+/// the version each file name carries (canonical PEP 440), file URLs absolute.
+pub fn parse(source: &str, name: &str, body: &[u8]) -> Result<Project, ResolveError> {
+    let files =
+        if body.trim_ascii_start().starts_with(b"{") { json_files(source, body)? } else { html_files(source, body)? };
     let mut releases: BTreeMap<String, Vec<File>> = BTreeMap::new();
-    for f in page.files {
-        let Some(version) = version_of(&f.filename, name) else { continue };
+    for file in files {
+        if let Some(version) = version_of(&file.filename, name) {
+            releases.entry(version).or_default().push(file);
+        }
+    }
+    project::absolute_urls(source, releases.values_mut().flatten())?;
+    Ok(Project { releases })
+}
+
+fn malformed(source: &str, message: String) -> ResolveError {
+    ResolveError::Malformed { url: source.to_string(), message }
+}
+
+/// The files of a PEP 691 page.
+fn json_files(source: &str, body: &[u8]) -> Result<Vec<File>, ResolveError> {
+    let page: Page =
+        serde_json::from_slice(body).map_err(|e| malformed(source, format!("not a PEP 691 simple index page: {e}")))?;
+    if page.meta.api_version.split('.').next() != Some("1") {
+        return Err(malformed(
+            source,
+            format!(
+                "simple API version {} is not one sbx reads (1.x); point the PyPI setting (SBX_PYPI_URL) at an \
+                 index that serves version 1",
+                page.meta.api_version
+            ),
+        ));
+    }
+    let files = page.files.into_iter().map(|f| {
         let metadata = (f.core_metadata.is_set() || f.dist_info_metadata.is_set())
             .then(|| Digests { sha256: f.core_metadata.sha256().or_else(|| f.dist_info_metadata.sha256()) });
-        releases.entry(version).or_default().push(File {
+        File {
             filename: f.filename,
             url: f.url,
             digests: Digests { sha256: f.hashes.get("sha256").cloned() },
@@ -145,15 +148,59 @@ fn parse(source: &str, name: &str, body: &[u8]) -> Result<Option<Project>, Resol
             requires_python: f.requires_python,
             yanked: f.yanked.is_set(),
             metadata,
-        });
-    }
-    project::absolute_urls(source, releases.values_mut().flatten())?;
-    Ok(Some(Project { releases }))
+        }
+    });
+    Ok(files.collect())
 }
 
-/// Whether a body that is no simple index page was meant as one: a JSON object with `meta`.
-fn looks_like_simple_json(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).is_ok_and(|o| o.contains_key("meta"))
+/// The files of a PEP 503 page: one anchor per file, its text the file name, the sha256 in the
+/// URL's fragment, the rest in `data-*` attributes (HTML entities decoded).
+fn html_files(source: &str, body: &[u8]) -> Result<Vec<File>, ResolveError> {
+    let text = std::str::from_utf8(body).map_err(|e| malformed(source, format!("not a simple index page: {e}")))?;
+    let dom = tl::parse(text, tl::ParserOptions::default())
+        .map_err(|e| malformed(source, format!("not a simple index page: {e}")))?;
+    let parser = dom.parser();
+    let mut files = Vec::new();
+    for tag in dom.nodes().iter().filter_map(tl::Node::as_tag) {
+        if !tag.name().as_utf8_str().eq_ignore_ascii_case("a") {
+            continue;
+        }
+        let attributes = tag.attributes();
+        let attribute = |key: &str| -> Option<Option<String>> {
+            attributes
+                .get(key)
+                .map(|value| value.map(|v| html_escape::decode_html_entities(&v.as_utf8_str()).into_owned()))
+        };
+        let Some(Some(href)) = attribute("href") else { continue };
+        let (url, fragment) = href.split_once('#').unwrap_or((href.as_str(), ""));
+        let text = tag.inner_text(parser);
+        let mut filename = html_escape::decode_html_entities(text.trim()).into_owned();
+        if filename.is_empty() {
+            filename = url.rsplit('/').next().unwrap_or_default().to_string();
+        }
+        let metadata = metadata_attribute(attribute("data-core-metadata"))
+            .or_else(|| metadata_attribute(attribute("data-dist-info-metadata")));
+        files.push(File {
+            filename,
+            url: url.to_string(),
+            digests: Digests { sha256: fragment.strip_prefix("sha256=").map(str::to_string) },
+            size: None,
+            requires_python: attribute("data-requires-python").flatten().filter(|v| !v.is_empty()),
+            yanked: attributes.contains("data-yanked"),
+            metadata,
+        });
+    }
+    Ok(files)
+}
+
+/// PEP 714's `data-core-metadata` (or PEP 658's older name): present with `true` or
+/// `<hash>=<value>`; `false` means absent.
+fn metadata_attribute(value: Option<Option<String>>) -> Option<Digests> {
+    match value? {
+        Some(v) if v.eq_ignore_ascii_case("false") => None,
+        Some(v) => Some(Digests { sha256: v.strip_prefix("sha256=").map(str::to_string) }),
+        None => Some(Digests { sha256: None }),
+    }
 }
 
 /// The canonical version a distribution file of project `name` carries in its name: wheels

@@ -27,7 +27,7 @@ fn files_are_grouped_by_the_version_their_name_carries() {
         {"filename": "python-dateutil-2.0.win32.exe", "url": "e.exe", "hashes": {}},
         {"filename": "python_dateutil-not.a.version-py3-none-any.whl", "url": "f.whl", "hashes": {}},
     ]));
-    let project = parse(SOURCE, "Python_Dateutil", &body).unwrap().unwrap();
+    let project = parse(SOURCE, "Python_Dateutil", &body).unwrap();
     assert_eq!(project.releases.keys().collect::<Vec<_>>(), ["2.8.2", "2.9.0", "2.9.0.post0"]);
     let old = &project.releases["2.8.2"];
     assert_eq!(old[0].url, "https://pypi.example/packages/a/python-dateutil-2.8.2.tar.gz");
@@ -44,13 +44,45 @@ fn files_are_grouped_by_the_version_their_name_carries() {
 }
 
 #[test]
-fn an_html_index_is_not_a_simple_json_page_but_a_broken_one_is_an_error() {
-    let html = b"<!DOCTYPE html><html><body><a href=\"x-1.0.tar.gz#sha256=00\">x-1.0.tar.gz</a></body></html>";
-    assert!(parse(SOURCE, "x", html).unwrap().is_none());
-    assert!(parse(SOURCE, "x", br#"{"info": {}, "releases": {}}"#).unwrap().is_none(), "the JSON API's document");
-    let broken = br#"{"meta": {"api-version": "1.0"}, "files": [{"filename": 3}]}"#;
-    let err = parse(SOURCE, "x", broken).unwrap_err().to_string();
-    assert!(err.contains(SOURCE), "{err}");
+fn an_html_page_reads_as_its_json_twin_without_sizes() {
+    let json = page(serde_json::json!([
+        {"filename": "python-dateutil-2.8.2.tar.gz", "url": "../../packages/a/python-dateutil-2.8.2.tar.gz",
+         "hashes": {"sha256": "0123"}, "requires-python": ">=2.7, !=3.0.*", "size": 10},
+        {"filename": "python_dateutil-2.8.2-py2.py3-none-any.whl", "url": "https://files.example/b/x.whl?a=1&b=2",
+         "hashes": {"sha256": "4567"}, "core-metadata": {"sha256": "89ab"}, "size": 20},
+        {"filename": "python_dateutil-2.9.0-py3-none-any.whl", "url": "c.whl", "hashes": {},
+         "yanked": "broken", "data-dist-info-metadata": true, "size": 30},
+    ]));
+    // As PyPI writes it: entities in attributes, the sha256 in the fragment, PEP 714 and 592
+    // attributes, a file name with its own markup around it.
+    let html = r#"<!DOCTYPE html><html><head><title>Links for python-dateutil</title></head><body>
+<h1>Links for python-dateutil</h1>
+<a href="../../packages/a/python-dateutil-2.8.2.tar.gz#sha256=0123" data-requires-python="&gt;=2.7, !=3.0.*">python-dateutil-2.8.2.tar.gz</a><br/>
+<a href="https://files.example/b/x.whl?a=1&amp;b=2#sha256=4567" data-core-metadata="sha256=89ab" data-dist-info-metadata="sha256=89ab">
+  python_dateutil-2.8.2-py2.py3-none-any.whl</a><br/>
+<a href="c.whl" data-yanked="" data-dist-info-metadata="true">python_dateutil-2.9.0-py3-none-any.whl</a>
+<a name="not-a-file">anchor without href</a>
+</body></html>"#;
+    let from_json = parse(SOURCE, "python-dateutil", &json).unwrap();
+    let mut from_html = parse(SOURCE, "python-dateutil", html.as_bytes()).unwrap();
+    assert!(from_html.releases.values().flatten().all(|f| f.size.is_none()), "HTML pages carry no sizes");
+    for file in from_html.releases.values_mut().flatten() {
+        file.size = from_json.releases.values().flatten().find(|f| f.filename == file.filename).unwrap().size;
+    }
+    assert_eq!(format!("{from_html:?}"), format!("{from_json:?}"));
+    assert_eq!(from_json.releases["2.8.2"][1].url, "https://files.example/b/x.whl?a=1&b=2");
+}
+
+#[test]
+fn a_page_that_is_not_a_simple_index_page_is_an_error_naming_it() {
+    for body in [
+        &br#"{"info": {}, "releases": {}}"#[..],
+        br#"{"meta": {"api-version": "1.0"}, "files": [{"filename": 3}]}"#,
+        &[0xff, 0xfe, b'<'],
+    ] {
+        let err = parse(SOURCE, "x", body).unwrap_err().to_string();
+        assert!(err.contains(SOURCE), "{err}");
+    }
     let future = br#"{"meta": {"api-version": "2.0"}, "files": []}"#;
     let err = format!("{:?}", parse(SOURCE, "x", future).unwrap_err());
     assert!(err.contains("2.0") && err.contains("SBX_PYPI_URL"), "{err}");
