@@ -8,7 +8,7 @@
 //!   platform, the best wheel for its tags); the per-platform pins are merged: the same wheel
 //!   on every platform is one entry with `platforms = []`, platform-specific wheels list their
 //!   platforms.
-//! * Projects come from the JSON simple API ([`fetch_project`]), each release's `Requires-Dist`
+//! * Projects come from the index's simple API ([`fetch_project`]), each release's `Requires-Dist`
 //!   from the METADATA of one of its wheels ([`metadata_wheel`], [`fetch_requires`]), fetched
 //!   concurrently ([`CONCURRENCY`] at a time), round by round as the resolver asks. Meanwhile
 //!   [`prefetch`] walks the closure the resolver will most likely ask for, each step as soon

@@ -1,5 +1,5 @@
-//! PyPI support for the `pipx:` backend: a project's files from the JSON simple API
-//! ([`simple`], or the JSON API: [`project`]), a release's `Requires-Dist` from its wheel's
+//! PyPI support for the `pipx:` backend: a project's files from the index's simple API
+//! ([`simple`], into the model of [`project`]), a release's `Requires-Dist` from its wheel's
 //! METADATA ([`metadata`]), the target interpreter and platform with its wheel tags and markers
 //! ([`target`]), and wheel-only dependency resolution ([`resolver`]).
 

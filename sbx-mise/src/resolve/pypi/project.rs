@@ -71,7 +71,7 @@ pub struct File {
     #[serde(default)]
     pub yanked: bool,
     /// The index serves this wheel's METADATA on its own, at `<url>.metadata` (PEP 658), with
-    /// its digest when the index gives one. The JSON API never says so.
+    /// its digest when the index gives one.
     #[serde(skip)]
     pub metadata: Option<Digests>,
 }
