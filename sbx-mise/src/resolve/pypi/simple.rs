@@ -190,6 +190,16 @@ fn html_files(source: &str, body: &[u8]) -> Result<Vec<File>, ResolveError> {
             metadata,
         });
     }
+    if files.is_empty() {
+        // A sign-in or error page served with 200, as private indexes do, more likely than a
+        // project without a single file.
+        return Err(malformed(
+            source,
+            "an HTML page without a single file link, not a simple index page; check the PyPI setting \
+             (SBX_PYPI_URL, [mirrors] pypi) and the index's credentials"
+                .into(),
+        ));
+    }
     Ok(files)
 }
 

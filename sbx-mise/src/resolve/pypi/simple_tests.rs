@@ -79,6 +79,7 @@ fn a_page_that_is_not_a_simple_index_page_is_an_error_naming_it() {
         &br#"{"info": {}, "releases": {}}"#[..],
         br#"{"meta": {"api-version": "1.0"}, "files": [{"filename": 3}]}"#,
         &[0xff, 0xfe, b'<'],
+        b"<html><body><form action=\"/login\"><a name=\"top\">Sign in</a></form></body></html>",
     ] {
         let err = parse(SOURCE, "x", body).unwrap_err().to_string();
         assert!(err.contains(SOURCE), "{err}");
