@@ -95,14 +95,8 @@ pub fn extras(tool: &BackendRef) -> Result<Vec<ExtraName>, ResolveError> {
 
 /// Releases that have at least one file that is not yanked, oldest first.
 fn sorted_versions(project: &Project) -> Vec<String> {
-    let mut parsed: Vec<(Version, &String)> = project
-        .releases
-        .iter()
-        .filter(|(_, files)| files.iter().any(|f| !f.yanked))
-        .filter_map(|(v, _)| Some((Version::from_str(v).ok()?, v)))
-        .collect();
-    parsed.sort();
-    parsed.into_iter().map(|(_, v)| v.clone()).collect()
+    let releases = project.releases_newest_first().into_iter().rev();
+    releases.filter(|(_, _, files)| files.iter().any(|f| !f.yanked)).map(|(_, key, _)| key.to_string()).collect()
 }
 
 /// The version of the tool a request means, with mise's rules ([`matching::select`]) over the
@@ -260,14 +254,12 @@ async fn prefetch_step(
 /// release that is not a prerelease and has a wheel for the target.
 fn likely_release<'p>(project: &'p Project, exact: Option<&str>, target: &Target, first: &Target) -> Option<&'p File> {
     let exact = exact.and_then(|v| Version::from_str(v).ok());
-    let mut releases: Vec<(Version, &Vec<File>)> =
-        project.releases.iter().filter_map(|(v, files)| Some((Version::from_str(v).ok()?, files))).collect();
-    releases.sort_by(|a, b| b.0.cmp(&a.0));
-    releases
+    project
+        .releases_newest_first()
         .into_iter()
-        .filter(|(v, _)| exact.as_ref().map_or(!v.any_prerelease(), |e| e == v))
-        .find(|(_, files)| best_wheel(files, target).is_some())
-        .and_then(|(_, files)| metadata_wheel(files, first, target))
+        .filter(|(v, _, _)| exact.as_ref().map_or(!v.any_prerelease(), |e| e == v))
+        .find(|(_, _, files)| best_wheel(files, target).is_some())
+        .and_then(|(_, _, files)| metadata_wheel(files, first, target))
 }
 
 fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &Target, f: Failure) -> ResolveError {

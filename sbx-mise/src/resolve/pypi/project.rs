@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use pep508_rs::pep440_rs::Version;
 use serde::Deserialize;
 
 use crate::resolve::ResolveError;
@@ -37,16 +38,27 @@ pub struct Project {
 }
 
 impl Project {
+    /// The releases whose key is a PEP 440 version, newest first, with their keys and files.
+    pub fn releases_newest_first(&self) -> Vec<(Version, &str, &[File])> {
+        let mut releases: Vec<(Version, &str, &[File])> = self
+            .releases
+            .iter()
+            .filter_map(|(key, files)| Some((Version::from_str(key).ok()?, key.as_str(), files.as_slice())))
+            .collect();
+        releases.sort_by(|a, b| (&b.0, b.1).cmp(&(&a.0, a.1)));
+        releases
+    }
+
     /// The files of release `version`, listed under that key or under the same PEP 440
     /// version written another way (`1.0.0.RC1` for `1.0.0rc1`).
     pub fn files_of(&self, version: &str) -> Option<&[File]> {
         if let Some(files) = self.releases.get(version) {
             return Some(files);
         }
-        let wanted = pep508_rs::pep440_rs::Version::from_str(version).ok()?;
+        let wanted = Version::from_str(version).ok()?;
         self.releases
             .iter()
-            .find(|(key, _)| pep508_rs::pep440_rs::Version::from_str(key).is_ok_and(|v| v == wanted))
+            .find(|(key, _)| Version::from_str(key).is_ok_and(|v| v == wanted))
             .map(|(_, files)| files.as_slice())
     }
 }

@@ -270,11 +270,10 @@ impl Resolver {
         target: &Target,
     ) -> Result<(Version, File), Pass> {
         let constraints = self.constraints.get(name).map(Vec::as_slice).unwrap_or_default();
-        let mut versions: Vec<(Version, &Vec<File>)> =
-            project.releases.iter().filter_map(|(v, files)| Some((Version::from_str(v).ok()?, files))).collect();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        let versions: Vec<(Version, &[File])> =
+            project.releases_newest_first().into_iter().map(|(v, _, files)| (v, files)).collect();
         let fits = |v: &Version| spec.contains(v) && !self.excluded.contains(&(name.to_string(), v.to_string()));
-        let allowed: Vec<&(Version, &Vec<File>)> = versions.iter().filter(|(v, _)| fits(v)).collect();
+        let allowed: Vec<&(Version, &[File])> = versions.iter().filter(|(v, _)| fits(v)).collect();
         let stable_exists = allowed.iter().any(|(v, _)| !v.any_prerelease());
         let pre_ok = spec.iter().any(|s| s.any_prerelease()) || !stable_exists;
         let mut without_wheel = None;
