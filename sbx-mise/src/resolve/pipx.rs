@@ -26,9 +26,9 @@ use futures::{StreamExt, TryStreamExt};
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{ExtraName, Requirement, VerbatimUrl};
 
-use super::pypi::metadata::fetch_requires;
+use super::pypi::metadata::{WHOLE_WHEEL, fetch_requires};
 use super::pypi::project::{File, Project, normalize};
-use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store, best_wheel};
+use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store, best_wheel, installable};
 use super::pypi::simple::{fetch_project, simple_url};
 use super::pypi::target::{DEFAULT_PYTHON, Target};
 use super::{Backend, ResolveContext, ResolveError, matching};
@@ -105,40 +105,29 @@ pub fn select(tool: &BackendRef, project: &Project, request: &VersionRequest) ->
     matching::select(&tool.to_string(), &sorted_versions(project), request)
 }
 
-/// Fetches what the resolver on `target` needs; a release's `Requires-Dist` is read from the
-/// wheel [`metadata_wheel`] names.
+/// Fetches what the resolver needs; a release's `Requires-Dist` is read from the wheel
+/// [`metadata_wheel`] names among the wheels `targets` install.
 async fn fetch_needs(
     ctx: &ResolveContext<'_>,
     store: &mut Store,
     needs: BTreeSet<Need>,
-    target: &Target,
-    first: &Target,
+    targets: &[Target],
 ) -> Result<(), ResolveError> {
     enum Got {
         Project(String, Option<Arc<Project>>),
         Requires(String, String, Vec<String>),
     }
-    let needs: Vec<Need> = needs
-        .into_iter()
-        .map(|need| match need {
-            Need::Requires { name, version, wheel_url, metadata } => {
-                let wheel =
-                    store.projects.get(&name).and_then(|p| metadata_wheel(p.files_of(&version)?, first, target));
-                let (wheel_url, metadata) = match wheel {
-                    Some(wheel) => (wheel.url.clone(), wheel.metadata.clone()),
-                    None => (wheel_url, metadata),
-                };
-                Need::Requires { name, version, wheel_url, metadata }
-            }
-            need => need,
-        })
-        .collect();
+    let projects = &store.projects;
     let got: Vec<Got> = futures::stream::iter(needs)
         .map(|need| async move {
             match need {
                 Need::Project(name) => Ok(Got::Project(name.clone(), fetch_project(ctx, &name).await?)),
-                Need::Requires { name, version, wheel_url, metadata } => {
-                    let lines = fetch_requires(ctx, &wheel_url, metadata.as_ref()).await?;
+                Need::Requires { name, version } => {
+                    let wheel =
+                        projects.get(&name).and_then(|p| metadata_wheel(p.files_of(&version)?, targets)).ok_or_else(
+                            || ResolveError::Unsupported(format!("internal: no wheel of {name} {version} to read")),
+                        )?;
+                    let lines = fetch_requires(ctx, wheel).await?;
                     Ok::<_, ResolveError>(Got::Requires(name, version, lines))
                 }
             }
@@ -162,25 +151,33 @@ async fn fetch_needs(
     Ok(())
 }
 
-/// The wheel whose METADATA gives a release's `Requires-Dist` on every platform: the one the
-/// first platform (`first`) installs, else the one `target` installs. A release's wheels
-/// declare the same dependencies (platform differences are written as markers, which each
-/// target evaluates), as uv assumes too; reading one wheel per release instead of one per
-/// platform halves the METADATA reads of a two-platform lock, and caching proxies in front
-/// of an index hold the first platform's (x86_64) wheels far more often than the others.
-fn metadata_wheel<'f>(files: &'f [File], first: &Target, target: &Target) -> Option<&'f File> {
-    best_wheel(files, first).or_else(|| best_wheel(files, target))
+/// The wheel whose METADATA gives a release's `Requires-Dist` on every platform. A release's
+/// wheels declare the same dependencies (platform differences are written as markers, which
+/// each target evaluates), as uv assumes too, so one read serves every platform:
+///
+/// * the smallest wheel one of `targets` can install when it is small enough for
+///   [`fetch_requires`] to download whole ([`WHOLE_WHEEL`]: black's 207 kB `py3-none-any`
+///   wheel instead of range reads of its 1.8 MB x86_64 one);
+/// * else the best wheel of the first target that has one: range reads cost the same whatever
+///   the wheel's size, and caching proxies in front of an index hold the first platform's
+///   (x86_64) wheels far more often than the others.
+fn metadata_wheel<'f>(files: &'f [File], targets: &[Target]) -> Option<&'f File> {
+    let small = targets.iter().enumerate().flat_map(|(i, target)| {
+        installable(files, target)
+            .filter_map(move |(rank, f)| Some(((f.size.filter(|&s| s <= WHOLE_WHEEL)?, i, rank, &f.filename), f)))
+    });
+    small.min_by(|a, b| a.0.cmp(&b.0)).map(|(_, f)| f).or_else(|| targets.iter().find_map(|t| best_wheel(files, t)))
 }
 
 /// The closure of `tool[extras]==version` on `target`, fetching metadata round by round while
-/// [`prefetch`] runs ahead; `first` is the first platform of the lock ([`metadata_wheel`]).
+/// [`prefetch`] runs ahead; `targets` are all the lock's ([`metadata_wheel`]).
 pub async fn resolve_for(
     ctx: &ResolveContext<'_>,
     tool: &BackendRef,
     version: &str,
     extras: &[ExtraName],
     target: &Target,
-    first: &Target,
+    targets: &[Target],
 ) -> Result<Vec<Pinned>, ResolveError> {
     let rounds = std::pin::pin!(async {
         let mut resolver = Resolver::default();
@@ -189,13 +186,13 @@ pub async fn resolve_for(
         loop {
             match resolver.resolve(&store, &tool.name, version, target) {
                 Ok(pinned) => return Ok(pinned),
-                Err(Failure::Missing(needs)) => fetch_needs(ctx, &mut store, needs, target, first).await?,
+                Err(Failure::Missing(needs)) => fetch_needs(ctx, &mut store, needs, targets).await?,
                 Err(f) => return Err(failure(ctx, tool, version, target, f)),
             }
         }
     });
     // The rounds decide; what the prefetch has not fetched when they are done is dropped.
-    let prefetch = prefetch(ctx, &tool.name, version, extras, target, first);
+    let prefetch = prefetch(ctx, &tool.name, version, extras, target, targets);
     match future::select(rounds, std::pin::pin!(prefetch)).await {
         Either::Left((pinned, _)) => pinned,
         Either::Right(((), rounds)) => rounds.await,
@@ -213,16 +210,16 @@ async fn prefetch(
     version: &str,
     extras: &[ExtraName],
     target: &Target,
-    first: &Target,
+    targets: &[Target],
 ) {
     let root = normalize(root);
     let mut seen = BTreeSet::from([root.clone()]);
     let mut steps = FuturesUnordered::new();
-    steps.push(prefetch_step(ctx, root, Some((version, extras)), target, first));
+    steps.push(prefetch_step(ctx, root, Some((version, extras)), target, targets));
     while let Some(names) = steps.next().await {
         for name in names {
             if seen.insert(name.clone()) {
-                steps.push(prefetch_step(ctx, name, None, target, first));
+                steps.push(prefetch_step(ctx, name, None, target, targets));
             }
         }
     }
@@ -235,12 +232,12 @@ async fn prefetch_step(
     name: String,
     root: Option<(&str, &[ExtraName])>,
     target: &Target,
-    first: &Target,
+    targets: &[Target],
 ) -> Vec<String> {
     let Ok(Some(project)) = fetch_project(ctx, &name).await else { return Vec::new() };
     let (exact, extras) = root.map_or((None, &[][..]), |(version, extras)| (Some(version), extras));
-    let Some(wheel) = likely_release(&project, exact, target, first) else { return Vec::new() };
-    let Ok(lines) = fetch_requires(ctx, &wheel.url, wheel.metadata.as_ref()).await else { return Vec::new() };
+    let Some(wheel) = likely_release(&project, exact, target, targets) else { return Vec::new() };
+    let Ok(lines) = fetch_requires(ctx, wheel).await else { return Vec::new() };
     lines
         .iter()
         .filter_map(|line| Requirement::<VerbatimUrl>::from_str(line).ok())
@@ -252,14 +249,19 @@ async fn prefetch_step(
 /// The wheel whose METADATA ([`metadata_wheel`]) gives the `Requires-Dist` of the release of
 /// `project` the resolver most likely picks on `target`: `exact` when given, else the newest
 /// release that is not a prerelease and has a wheel for the target.
-fn likely_release<'p>(project: &'p Project, exact: Option<&str>, target: &Target, first: &Target) -> Option<&'p File> {
+fn likely_release<'p>(
+    project: &'p Project,
+    exact: Option<&str>,
+    target: &Target,
+    targets: &[Target],
+) -> Option<&'p File> {
     let exact = exact.and_then(|v| Version::from_str(v).ok());
     project
         .releases_newest_first()
         .into_iter()
         .filter(|(v, _, _)| exact.as_ref().map_or(!v.any_prerelease(), |e| e == v))
         .find(|(_, _, files)| best_wheel(files, target).is_some())
-        .and_then(|(_, _, files)| metadata_wheel(files, first, target))
+        .and_then(|(_, _, files)| metadata_wheel(files, targets))
 }
 
 fn failure(ctx: &ResolveContext<'_>, tool: &BackendRef, version: &str, target: &Target, f: Failure) -> ResolveError {
@@ -383,11 +385,11 @@ impl Backend for PipxBackend {
             .map_err(|e| ResolveError::Unsupported(format!("{tool}: {e}")))?;
         // All platforms at once; the first platform's error is the one reported, as it would be
         // one platform after the other.
-        let Some(first) = targets.first() else {
+        if targets.is_empty() {
             return Err(ResolveError::Unsupported(format!("{tool}: no platform to lock for")));
-        };
+        }
         let resolved =
-            future::join_all(targets.iter().map(|target| resolve_for(ctx, tool, version, &extras, target, first)))
+            future::join_all(targets.iter().map(|target| resolve_for(ctx, tool, version, &extras, target, &targets)))
                 .await;
         let mut pins = Vec::new();
         for (target, pinned) in targets.iter().zip(resolved) {

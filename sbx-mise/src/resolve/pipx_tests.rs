@@ -61,6 +61,10 @@ struct Index {
     metadata_files: Option<BTreeMap<String, Option<Vec<u8>>>>,
     /// `path → other path`: `path` answers only once `other` has been asked for.
     held: BTreeMap<String, String>,
+    /// `file name → size` listed for a wheel (100 when not given).
+    sizes: BTreeMap<String, u64>,
+    /// `file name → sha256` listed for a wheel instead of its true one.
+    listed_sha256: BTreeMap<String, String>,
     asked: std::sync::Mutex<Vec<String>>,
 }
 
@@ -138,11 +142,16 @@ impl Index {
                         serde_json::json!({"sha256": hex::encode(sha)})
                     });
                     self.files(name, v).into_iter().map(move |file| {
+                        let sha256 = self
+                            .listed_sha256
+                            .get(&file)
+                            .cloned()
+                            .unwrap_or_else(|| hex::encode(sha2::Sha256::digest(Self::wheel(name, v, requires))));
                         serde_json::json!({
                             "filename": file,
                             "url": format!("../../files/{file}"),
-                            "hashes": {"sha256": "ab".repeat(32)},
-                            "size": 100,
+                            "hashes": {"sha256": sha256},
+                            "size": self.sizes.get(&file).copied().unwrap_or(100),
                             "core-metadata": metadata.clone().unwrap_or(false.into()),
                             "requires-python": self.requires_python.get(&format!("{name}-{v}")),
                         })
@@ -193,6 +202,15 @@ impl crate::resolve::Fetch for Index {
     }
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), crate::resolve::FetchError> {
         Err(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })
+    }
+    /// Recorded as `range <path>`: the HTTP client reads only parts of the wheel.
+    async fn wheel_metadata(&self, url: &str) -> Result<bytes::Bytes, crate::resolve::FetchError> {
+        let path = url.trim_start_matches("http://p/");
+        self.asked.lock().unwrap().push(format!("range {path}"));
+        let wheel =
+            self.answer(path).ok_or(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })?;
+        let metadata = crate::http::lazy_zip::member_in(&wheel, crate::http::lazy_zip::is_wheel_metadata, "METADATA");
+        Ok(metadata.unwrap().into())
     }
 }
 
@@ -398,4 +416,89 @@ async fn git_and_url_sources_are_refused_before_any_request() {
         assert!(err.contains("not supported yet") && err.contains("PyPI releases only"), "{err}");
     }
     assert!(index.asked().is_empty(), "{:?}", index.asked());
+}
+
+fn wheel(tag: &str, size: Option<u64>) -> File {
+    File {
+        filename: format!("tool-1.0-{tag}.whl"),
+        url: format!("http://p/files/tool-1.0-{tag}.whl"),
+        digests: Default::default(),
+        size,
+        requires_python: None,
+        yanked: false,
+        metadata: None,
+    }
+}
+
+#[test]
+fn metadata_is_read_from_a_small_wheel_a_target_installs_else_from_the_first_target_s() {
+    let targets: Vec<Target> =
+        [Platform::LINUX_AMD64, Platform::LINUX_ARM64].iter().map(|&p| Target::new(p, "3.12").unwrap()).collect();
+    let name = |f: Option<&File>| f.map(|f| f.filename.clone()).unwrap_or_default();
+    let (x86, arm) = ("cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_17_aarch64");
+    // The Windows wheel is the smallest, but no target installs it.
+    let files = [wheel("py3-none-win32", Some(10)), wheel(x86, Some(1000)), wheel(arm, Some(900))];
+    assert_eq!(name(metadata_wheel(&files, &targets)), format!("tool-1.0-{arm}.whl"));
+    assert_eq!(name(metadata_wheel(&files, &targets[..1])), format!("tool-1.0-{x86}.whl"));
+    // A pure wheel every target could install, though each prefers its own.
+    let mut with_pure = files.to_vec();
+    with_pure.push(wheel("py3-none-any", Some(200)));
+    assert_eq!(name(metadata_wheel(&with_pure, &targets[..1])), "tool-1.0-py3-none-any.whl");
+    // Yanked or for another Python: not a candidate.
+    with_pure[3].yanked = true;
+    assert_eq!(name(metadata_wheel(&with_pure, &targets)), format!("tool-1.0-{arm}.whl"));
+    with_pure[3].yanked = false;
+    with_pure[3].requires_python = Some(">=3.13".into());
+    assert_eq!(name(metadata_wheel(&with_pure, &targets)), format!("tool-1.0-{arm}.whl"));
+    // Too large to download whole (read by range whatever the size), equal sizes, or no sizes
+    // listed (an HTML index): the first target's best wheel.
+    let large = WHOLE_WHEEL + 1;
+    let big = [wheel(arm, Some(large)), wheel(x86, Some(large + 10)), wheel("py3-none-any", Some(large + 20))];
+    assert_eq!(name(metadata_wheel(&big, &targets)), format!("tool-1.0-{x86}.whl"));
+    let same = [wheel(arm, Some(5)), wheel(x86, Some(5))];
+    assert_eq!(name(metadata_wheel(&same, &targets)), format!("tool-1.0-{x86}.whl"));
+    let no_sizes = [wheel(arm, None), wheel(x86, None), wheel("py3-none-any", None)];
+    assert_eq!(name(metadata_wheel(&no_sizes, &targets)), format!("tool-1.0-{x86}.whl"));
+    // Only the second target has one.
+    assert_eq!(name(metadata_wheel(&[wheel(arm, None)], &targets)), format!("tool-1.0-{arm}.whl"));
+    assert!(metadata_wheel(&files[..1], &targets).is_none());
+}
+
+#[tokio::test]
+async fn a_small_wheel_is_read_whole_and_checked_a_large_one_by_range() {
+    let x86 = "cp312-cp312-manylinux_2_17_x86_64";
+    let projects: Projects<'_> = &[("tool", &[("1.0", &["a"])]), ("a", &[("1.0", &[])])];
+    let platforms = [Platform::LINUX_AMD64];
+    let index = |pure_size: u64| {
+        let mut index = Index::new(projects);
+        index.tags = BTreeMap::from([("tool".into(), vec![x86, "py3-none-any"])]);
+        index.sizes = BTreeMap::from([
+            (format!("tool-1.0-{x86}.whl"), 2_000_000),
+            ("tool-1.0-py3-none-any.whl".into(), pure_size),
+        ]);
+        index
+    };
+    // The pure wheel is small: downloaded whole, though the lock pins the x86_64 one.
+    let small = index(WHOLE_WHEEL);
+    let locked = lock(&small, "tool", "1.0", &platforms).await.unwrap();
+    assert_eq!(pins(&locked), ["a==1.0", "tool==1.0"]);
+    assert!(locked.packages.iter().any(|p| p.artifact.url.ends_with(&format!("{x86}.whl"))));
+    let asked = small.asked();
+    assert!(asked.contains(&"files/tool-1.0-py3-none-any.whl".into()), "{asked:?}");
+    assert!(!asked.iter().any(|p| p.starts_with("range ") || p.contains(x86)), "{asked:?}");
+    // Both large: the one the target installs is read by range requests.
+    let large = index(WHOLE_WHEEL + 1);
+    assert_eq!(pins(&lock(&large, "tool", "1.0", &platforms).await.unwrap()), ["a==1.0", "tool==1.0"]);
+    let asked = large.asked();
+    assert!(asked.contains(&format!("range files/tool-1.0-{x86}.whl")), "{asked:?}");
+    assert!(
+        !asked.iter().any(|p| p.contains("tool-1.0-py3-none-any.whl") || p == &format!("files/tool-1.0-{x86}.whl"))
+    );
+    // Not the wheel the index lists a sha256 for: an error naming it, nothing read from it.
+    let mut damaged = index(1000);
+    damaged.listed_sha256 = BTreeMap::from([("tool-1.0-py3-none-any.whl".into(), "cd".repeat(32))]);
+    let err = lock(&damaged, "tool", "1.0", &platforms).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("tool-1.0-py3-none-any.whl") && text.contains(&"cd".repeat(32)), "{text}");
+    assert!(!damaged.asked().contains(&"simple/a/".into()), "{:?}", damaged.asked());
 }

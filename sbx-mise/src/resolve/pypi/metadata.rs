@@ -3,39 +3,31 @@
 //!
 //! * when the index serves the METADATA on its own (PEP 658, [`File::metadata`]), from
 //!   `<wheel URL>.metadata`, checked against the digest the index lists;
+//! * from the whole wheel when it is no larger than [`WHOLE_WHEEL`], checked against the
+//!   wheel's sha256 the index lists;
 //! * otherwise out of the wheel itself
 //!   ([`Fetch::wheel_metadata`](crate::resolve::Fetch::wheel_metadata): range requests where
 //!   the server allows them, the whole file where it does not).
 
 use sha2::{Digest, Sha256};
 
-use super::project::Digests;
-#[cfg(doc)]
 use super::project::File;
+use crate::http::lazy_zip;
 use crate::resolve::{FetchError, ResolveContext, ResolveError, WHEEL_METADATA};
 
-/// The `Requires-Dist` lines of the METADATA of the wheel at `wheel_url`; `metadata` is its
-/// [`File::metadata`].
-pub async fn fetch_requires(
-    ctx: &ResolveContext<'_>,
-    wheel_url: &str,
-    metadata: Option<&Digests>,
-) -> Result<Vec<String>, ResolveError> {
-    if let Some(digests) = metadata {
-        let url = format!("{wheel_url}.metadata");
+/// Wheels up to this size are downloaded whole. The range reads of a wheel ask for its last
+/// 128 KiB and first 64 KiB ([`lazy_zip::TAIL`], [`lazy_zip::HEAD`]) in two requests; a file
+/// not much larger costs the same bytes in one request, is checked against its sha256, and is
+/// what caching proxies keep (they pass range requests to the index until they hold the file).
+pub const WHOLE_WHEEL: u64 = 256 * 1024;
+
+/// The `Requires-Dist` lines of the METADATA of `wheel`.
+pub async fn fetch_requires(ctx: &ResolveContext<'_>, wheel: &File) -> Result<Vec<String>, ResolveError> {
+    if let Some(digests) = &wheel.metadata {
+        let url = format!("{}.metadata", wheel.url);
         match ctx.fetch.get(&url).await {
             Ok(body) => {
-                if let Some(expected) = &digests.sha256
-                    && !hex::encode(Sha256::digest(&body)).eq_ignore_ascii_case(expected)
-                {
-                    return Err(ResolveError::Malformed {
-                        url,
-                        message: format!(
-                            "its sha256 is not the {expected} the index lists for it; the index or a proxy in \
-                             between serves damaged files"
-                        ),
-                    });
-                }
+                check_sha256(&url, &body, digests.sha256.as_deref())?;
                 return parse(&url, &body);
             }
             // Advertised but missing: the wheel still holds it.
@@ -43,8 +35,32 @@ pub async fn fetch_requires(
             Err(e) => return Err(e.into()),
         }
     }
-    let body = ctx.fetch.wheel_metadata(wheel_url).await?;
-    parse(wheel_url, &body)
+    let url = &wheel.url;
+    if wheel.size.is_some_and(|size| size <= WHOLE_WHEEL) {
+        let body = ctx.fetch.get(url).await?;
+        check_sha256(url, &body, wheel.digests.sha256.as_deref())?;
+        let metadata = lazy_zip::member_in(&body, lazy_zip::is_wheel_metadata, WHEEL_METADATA)
+            .map_err(|message| ResolveError::Malformed { url: url.clone(), message })?;
+        return parse(url, &metadata);
+    }
+    let body = ctx.fetch.wheel_metadata(url).await?;
+    parse(url, &body)
+}
+
+/// An error naming `url` when `body` is not the file whose sha256 the index lists.
+fn check_sha256(url: &str, body: &[u8], expected: Option<&str>) -> Result<(), ResolveError> {
+    match expected {
+        Some(expected) if !hex::encode(Sha256::digest(body)).eq_ignore_ascii_case(expected) => {
+            Err(ResolveError::Malformed {
+                url: url.to_string(),
+                message: format!(
+                    "its sha256 is not the {expected} the index lists for it; the index or a proxy in between \
+                     serves damaged files"
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn parse(url: &str, body: &[u8]) -> Result<Vec<String>, ResolveError> {

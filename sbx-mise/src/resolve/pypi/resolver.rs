@@ -22,7 +22,7 @@ use std::sync::Arc;
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, Requirement, VerbatimUrl, VersionOrUrl};
 
-use super::project::{Digests, File, Project, normalize};
+use super::project::{File, Project, normalize};
 use super::target::Target;
 
 /// How often resolution may start over after a conflict.
@@ -44,16 +44,13 @@ pub struct Store {
 pub enum Need {
     /// A project document.
     Project(String),
-    /// A release's `Requires-Dist`.
+    /// A release's `Requires-Dist` (the caller picks the wheel whose METADATA says: a
+    /// release's wheels declare the same dependencies).
     Requires {
         /// Normalised name.
         name: String,
         /// Version.
         version: String,
-        /// The wheel chosen for the target, whose METADATA says.
-        wheel_url: String,
-        /// Its [`File::metadata`].
-        metadata: Option<Digests>,
     },
 }
 
@@ -227,8 +224,8 @@ impl Resolver {
                     continue;
                 }
                 c.extras.extend(added);
-                let (v, extras, file) = (c.version.to_string(), c.extras.clone(), c.file.clone());
-                self.enqueue(store, &name, &v, &file, &extras, target, &mut queue, &mut missing)?;
+                let (v, extras) = (c.version.to_string(), c.extras.clone());
+                self.enqueue(store, &name, &v, &extras, target, &mut queue, &mut missing)?;
                 continue;
             }
             let Some(project) = store.projects.get(&name) else {
@@ -240,7 +237,7 @@ impl Resolver {
             };
             let (version, file) = self.choose(&name, project, &spec, &job.by, target)?;
             let v = version.to_string();
-            self.enqueue(store, &name, &v, &file, &new_extras, target, &mut queue, &mut missing)?;
+            self.enqueue(store, &name, &v, &new_extras, target, &mut queue, &mut missing)?;
             chosen.insert(name.clone(), Chosen { version, extras: new_extras.clone(), file });
         }
         if !missing.is_empty() {
@@ -327,7 +324,6 @@ impl Resolver {
         store: &Store,
         name: &str,
         version: &str,
-        wheel: &File,
         extras: &BTreeSet<ExtraName>,
         target: &Target,
         queue: &mut VecDeque<Job>,
@@ -335,12 +331,7 @@ impl Resolver {
     ) -> Result<(), Pass> {
         let key = (name.to_string(), version.to_string());
         let Some(lines) = store.requires.get(&key) else {
-            missing.insert(Need::Requires {
-                name: key.0,
-                version: key.1,
-                wheel_url: wheel.url.clone(),
-                metadata: wheel.metadata.clone(),
-            });
+            missing.insert(Need::Requires { name: key.0, version: key.1 });
             return Ok(());
         };
         let extras: Vec<ExtraName> = extras.iter().cloned().collect();
@@ -361,21 +352,27 @@ fn parse_req(line: &str, package: &str) -> Result<Requirement<VerbatimUrl>, Fail
     })
 }
 
-/// The best wheel of a release for `target`: not yanked, `Requires-Python` accepting the
-/// target's Python, the lowest tag rank; ties broken by file name for stability.
+/// The best wheel of a release for `target`: the [`installable`] one of the lowest tag rank;
+/// ties broken by file name for stability.
 pub fn best_wheel<'f>(files: &'f [File], target: &Target) -> Option<&'f File> {
-    let python = Version::from_str(&target.markers.python_full_version().to_string()).ok()?;
+    installable(files, target).min_by(|a, b| (a.0, &a.1.filename).cmp(&(b.0, &b.1.filename))).map(|(_, f)| f)
+}
+
+/// The wheels of a release `target` can install, with their tag rank
+/// ([`Target::wheel_rank`]): not yanked, `Requires-Python` accepting the target's Python.
+pub fn installable<'f>(files: &'f [File], target: &Target) -> impl Iterator<Item = (usize, &'f File)> {
+    let python = Version::from_str(&target.markers.python_full_version().to_string()).ok();
+    let accepts = move |f: &File| {
+        let Some(python) = &python else { return false };
+        f.requires_python
+            .as_deref()
+            .is_none_or(|rp| VersionSpecifiers::from_str(rp).map_or(true, |s| s.contains(python)))
+    };
     files
         .iter()
         .filter(|f| !f.yanked)
-        .filter(|f| {
-            f.requires_python
-                .as_deref()
-                .is_none_or(|rp| VersionSpecifiers::from_str(rp).map_or(true, |s| s.contains(&python)))
-        })
-        .filter_map(|f| Some((target.wheel_rank(&f.filename)?, &f.filename, f)))
-        .min_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
-        .map(|(_, _, f)| f)
+        .filter(move |f| accepts(f))
+        .filter_map(|f| Some((target.wheel_rank(&f.filename)?, f)))
 }
 
 #[cfg(test)]

@@ -179,29 +179,3 @@ fn reports_what_to_fetch() {
     s.absent.insert("gone".into());
     assert!(matches!(Resolver::default().resolve(&s, "tool", "1.0", &amd64()), Err(Failure::NotFound { .. })));
 }
-
-#[test]
-fn metadata_is_read_from_the_wheel_the_target_installs() {
-    // Its smallest wheel is the Windows one, which no Linux target installs.
-    let (mut tool, _) = project(
-        "tool",
-        &[
-            ("1.0", &[], Some(&["py3-none-win32", "py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64"])),
-            ("2.0", &[], None),
-        ],
-    );
-    for file in tool.releases.get_mut("1.0").unwrap() {
-        file.size = Some(if file.filename.contains("win32") { 10 } else { 1000 });
-    }
-    let mut s = Store::default();
-    s.projects.insert("tool".into(), std::sync::Arc::new(tool));
-    match Resolver::default().resolve(&s, "tool", "1.0", &amd64()) {
-        Err(Failure::Missing(m)) => match m.iter().next() {
-            Some(Need::Requires { wheel_url, .. }) => {
-                assert!(wheel_url.ends_with("manylinux2014_x86_64.whl"), "{wheel_url}")
-            }
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
-}
