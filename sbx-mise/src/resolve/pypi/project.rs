@@ -106,11 +106,16 @@ pub(super) fn absolute_urls<'f>(source: &str, files: impl Iterator<Item = &'f mu
     Ok(())
 }
 
-/// Makes a page's file URLs absolute, as `url::Url::join` does. A project like
-/// ruff lists 7000 files and a join costs over a microsecond, on the path of every lock: URLs
-/// that are a run of `../` and then plain path characters (mirrors write
-/// `../../packages/<hash>/<file>`) join their `../` run once and append the rest, which is
-/// exactly what the join would produce; every other URL is joined.
+/// Makes a page's file URLs absolute, as `url::Url::join` does. A project like ruff lists
+/// 7000 files and a join costs over a microsecond, on the path of every lock. Two common forms
+/// are written without the url crate, exactly as its join would write them:
+///
+/// * absolute `http(s)://` URLs in canonical form (PyPI writes
+///   `https://files.pythonhosted.org/packages/<hash>/<file>`) are kept as they are;
+/// * a run of `../` and then plain path characters (mirrors write
+///   `../../packages/<hash>/<file>`) joins its `../` run once and appends the rest.
+///
+/// Every other URL is joined.
 struct Joiner {
     base: url::Url,
     /// `../` run → its join with the base (ends with `/`).
@@ -123,14 +128,12 @@ impl Joiner {
     }
 
     fn join(&mut self, reference: &str) -> Result<String, url::ParseError> {
+        if is_canonical_http_url(reference) {
+            return Ok(reference.to_string());
+        }
         let ups = reference.len() - reference.trim_start_matches("../").len();
         let rest = &reference[ups..];
-        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '+');
-        let simple = ups > 0
-            && !rest.is_empty()
-            && rest.chars().all(plain)
-            && rest.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..");
-        if !simple {
+        if ups == 0 || !is_plain_path(rest) {
             return Ok(self.base.join(reference)?.to_string());
         }
         let dir = match self.dirs.get(&ups) {
@@ -145,6 +148,29 @@ impl Joiner {
         };
         Ok(format!("{dir}{rest}"))
     }
+}
+
+/// Non-empty `/`-separated segments of plain characters, none of them `.` or `..`: a path the
+/// url crate writes back unchanged.
+fn is_plain_path(path: &str) -> bool {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '+');
+    !path.is_empty()
+        && path.chars().all(plain)
+        && path.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+}
+
+/// `http(s)://host/path` that the url crate parses back to the same text: a lowercase DNS name
+/// whose last label starts with a letter (so not an IP address), no port or user, a plain path
+/// ([`is_plain_path`]), no query or fragment.
+fn is_canonical_http_url(reference: &str) -> bool {
+    let Some(rest) = reference.strip_prefix("https://").or_else(|| reference.strip_prefix("http://")) else {
+        return false;
+    };
+    let Some((host, path)) = rest.split_once('/') else { return false };
+    let label = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    host.split('.').all(label)
+        && host.rsplit('.').next().is_some_and(|last| last.starts_with(|c: char| c.is_ascii_lowercase()))
+        && is_plain_path(path)
 }
 
 #[cfg(test)]
@@ -165,6 +191,24 @@ mod tests {
             "../packages/a+b/x.whl",
             "../../../../../../too/far/up.whl",
             "https://files.pythonhosted.org/packages/aa/bb/black-24.10.0-py3-none-any.whl",
+            "http://files.example/packages/x-1.0.tar.gz",
+            "HTTPS://Files.Pythonhosted.org/a.whl",
+            "https://files.example./a.whl",
+            "https://a..b/x.whl",
+            "https://1.2.3.4/x.whl",
+            "https://0x7f.1/x.whl",
+            "https://h.example:443/x.whl",
+            "https://user@h.example/x.whl",
+            "https://h.example/x/../y.whl",
+            "https://h.example/x/./y.whl",
+            "https://h.example//x.whl",
+            "https://h.example/",
+            "https://h.example",
+            "https://h.example/a%2Fb.whl",
+            "https://h.example/a b.whl",
+            "https://h.example/x.whl?a=1",
+            "https://xn--nxasmq6b.example/x.whl",
+            "https://-h.example/x.whl",
             "../../a b/c%20d.whl",
             "../../a/./b.whl",
             "../../a/../b.whl",

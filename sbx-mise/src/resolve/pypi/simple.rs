@@ -15,12 +15,13 @@
 //! A page carries no `Requires-Dist`: each release's comes from the METADATA of one of its
 //! wheels ([`super::metadata`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use pep508_rs::pep440_rs::Version;
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::project::{self, Digests, File, Project, normalize};
 use crate::resolve::{FetchError, ResolveContext, ResolveError, documents};
@@ -66,7 +67,7 @@ struct SimpleFile {
     filename: String,
     url: String,
     #[serde(default)]
-    hashes: BTreeMap<String, String>,
+    hashes: Hashes,
     #[serde(default, rename = "requires-python")]
     requires_python: Option<String>,
     #[serde(default)]
@@ -80,27 +81,90 @@ struct SimpleFile {
     dist_info_metadata: Flag,
 }
 
-/// `false`, `true`, a digest table (metadata) or anything else that is set (a yank reason).
+/// A file's digests; sbx records the sha256.
 #[derive(Default, Deserialize)]
-#[serde(untagged)]
+struct Hashes {
+    sha256: Option<String>,
+}
+
+/// `false` or `null` (off), `true`, a digest table (metadata: `{"sha256": …}`) or anything
+/// else that is set (a yank reason). Read by hand: serde's untagged enums buffer each value,
+/// a third of the time of a page that lists thousands of files.
+#[derive(Default)]
 enum Flag {
     #[default]
     Off,
-    Bool(bool),
-    Hashes(BTreeMap<String, String>),
-    Other(serde::de::IgnoredAny),
+    /// Set; the sha256 of a digest table.
+    On(Option<String>),
 }
 
 impl Flag {
     fn is_set(&self) -> bool {
-        !matches!(self, Flag::Off | Flag::Bool(false))
+        matches!(self, Flag::On(_))
     }
 
     fn sha256(&self) -> Option<String> {
         match self {
-            Flag::Hashes(h) => h.get("sha256").cloned(),
-            _ => None,
+            Flag::On(sha256) => sha256.clone(),
+            Flag::Off => None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FlagVisitor)
+    }
+}
+
+struct FlagVisitor;
+
+impl<'de> Visitor<'de> for FlagVisitor {
+    type Value = Flag;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a boolean, a digest table or a reason")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Flag, E> {
+        Ok(if v { Flag::On(None) } else { Flag::Off })
+    }
+
+    fn visit_unit<E>(self) -> Result<Flag, E> {
+        Ok(Flag::Off)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Flag, E> {
+        Ok(Flag::On(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Flag, E> {
+        Ok(Flag::On(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Flag, E> {
+        Ok(Flag::On(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Flag, E> {
+        Ok(Flag::On(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flag, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Flag::On(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Flag, A::Error> {
+        let mut sha256 = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "sha256" {
+                sha256 = map.next_value::<serde_json::Value>()?.as_str().map(str::to_string);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Flag::On(sha256))
     }
 }
 
@@ -110,8 +174,20 @@ pub fn parse(source: &str, name: &str, body: &[u8]) -> Result<Project, ResolveEr
     let files =
         if body.trim_ascii_start().starts_with(b"{") { json_files(source, body)? } else { html_files(source, body)? };
     let mut releases: BTreeMap<String, Vec<File>> = BTreeMap::new();
+    // A release's files carry the same version text: each is parsed once (ruff: 7000 files,
+    // 430 releases).
+    let mut canonical: HashMap<String, Option<String>> = HashMap::new();
     for file in files {
-        if let Some(version) = version_of(&file.filename, name) {
+        let Some(raw) = raw_version(&file.filename, name) else { continue };
+        let version = match canonical.get(raw) {
+            Some(version) => version.clone(),
+            None => {
+                let version = Version::from_str(raw).ok().map(|v| v.to_string());
+                canonical.insert(raw.to_string(), version.clone());
+                version
+            }
+        };
+        if let Some(version) = version {
             releases.entry(version).or_default().push(file);
         }
     }
@@ -143,7 +219,7 @@ fn json_files(source: &str, body: &[u8]) -> Result<Vec<File>, ResolveError> {
         File {
             filename: f.filename,
             url: f.url,
-            digests: Digests { sha256: f.hashes.get("sha256").cloned() },
+            digests: Digests { sha256: f.hashes.sha256 },
             size: f.size,
             requires_python: f.requires_python,
             yanked: f.yanked.is_set(),
@@ -213,22 +289,19 @@ fn metadata_attribute(value: Option<Option<String>>) -> Option<Digests> {
     }
 }
 
-/// The canonical version a distribution file of project `name` carries in its name: wheels
+/// The version a distribution file of project `name` carries in its name, as written: wheels
 /// and eggs (`name-1.0-py3-none-any.whl`), source archives (`Name_x-1.0.tar.gz`); `None` for
-/// other files and unparsable versions.
-fn version_of(filename: &str, name: &str) -> Option<String> {
-    let raw = if let Some(stem) = filename.strip_suffix(".whl").or_else(|| filename.strip_suffix(".egg")) {
-        stem.split('-').nth(1)?
-    } else {
-        let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"]
-            .iter()
-            .find_map(|ext| filename.strip_suffix(ext))?;
-        let name = normalize(name);
-        stem.char_indices()
-            .filter(|&(_, c)| c == '-')
-            .find_map(|(i, _)| (normalize(&stem[..i]) == name).then(|| &stem[i + 1..]))?
-    };
-    Some(Version::from_str(raw).ok()?.to_string())
+/// other files. [`parse`] keys releases by its canonical PEP 440 form.
+fn raw_version<'f>(filename: &'f str, name: &str) -> Option<&'f str> {
+    if let Some(stem) = filename.strip_suffix(".whl").or_else(|| filename.strip_suffix(".egg")) {
+        return stem.split('-').nth(1);
+    }
+    let stem =
+        [".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"].iter().find_map(|ext| filename.strip_suffix(ext))?;
+    let name = normalize(name);
+    stem.char_indices()
+        .filter(|&(_, c)| c == '-')
+        .find_map(|(i, _)| (normalize(&stem[..i]) == name).then(|| &stem[i + 1..]))
 }
 
 #[cfg(test)]

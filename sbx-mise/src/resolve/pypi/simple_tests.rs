@@ -2,6 +2,11 @@ use super::*;
 
 const SOURCE: &str = "https://pypi.example/simple/python-dateutil/";
 
+/// The canonical version [`parse`] files `filename` under.
+fn version_of(filename: &str, name: &str) -> Option<String> {
+    Some(Version::from_str(raw_version(filename, name)?).ok()?.to_string())
+}
+
 fn page(files: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "meta": {"api-version": "1.1", "_last-serial": 1},
@@ -117,4 +122,26 @@ proptest::proptest! {
         let page = page(serde_json::json!([{"filename": file, "url": file, "hashes": {}}]));
         let _ = parse(SOURCE, &name, &page);
     }
+}
+
+#[test]
+fn yanked_and_metadata_flags_read_in_every_shape() {
+    let flag = |value: serde_json::Value| {
+        let body = page(serde_json::json!([
+            {"filename": "python_dateutil-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {"sha256": "01"},
+             "yanked": value.clone(), "core-metadata": value},
+        ]));
+        let file = parse(SOURCE, "python-dateutil", &body).unwrap().releases["1.0"][0].clone();
+        (file.yanked, file.metadata.map(|d| d.sha256))
+    };
+    use serde_json::json;
+    assert_eq!(flag(json!(false)), (false, None));
+    assert_eq!(flag(json!(null)), (false, None));
+    assert_eq!(flag(json!(true)), (true, Some(None)));
+    assert_eq!(flag(json!("a reason")), (true, Some(None)));
+    assert_eq!(flag(json!({"sha256": "89ab", "md5": "x"})), (true, Some(Some("89ab".into()))));
+    assert_eq!(flag(json!({"sha256": 1})), (true, Some(None)));
+    assert_eq!(flag(json!({})), (true, Some(None)));
+    assert_eq!(flag(json!([1])), (true, Some(None)));
+    assert_eq!(flag(json!(1.5)), (true, Some(None)));
 }
