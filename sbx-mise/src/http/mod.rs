@@ -45,7 +45,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
 use self::protocol::{Protocols, Route};
-pub use cache::Cache;
+pub use cache::{Cache, Writer};
 pub use retry::RetryPolicy;
 
 use self::lazy_zip::{ByteRange, LazyError, Ranged};
@@ -153,6 +153,8 @@ pub struct HttpClient {
     http2: reqwest::Client,
     protocols: Protocols,
     cache: Cache,
+    /// Writes [`HttpClient::cache`] entries while the run goes on.
+    writer: Writer,
     options: HttpOptions,
     permits: Semaphore,
     bodies: Memo<Bytes>,
@@ -190,6 +192,7 @@ impl HttpClient {
             negotiated: std::sync::OnceLock::new(),
             http2,
             protocols: Protocols::default(),
+            writer: Writer::new(cache.clone()),
             cache,
             options,
             permits,
@@ -326,7 +329,7 @@ impl HttpClient {
             (Got::NotModified, Some(entry)) => Ok(entry.body),
             (Got::NotModified, None) => Err(FetchError::Status { url: url.to_string(), status: 304 }),
             (Got::Fresh { body, etag, last_modified }, _) => {
-                self.store(key.to_string(), etag, last_modified, body.clone()).await;
+                self.store(key.to_string(), etag, last_modified, body.clone());
                 Ok(body)
             }
         }
@@ -362,7 +365,7 @@ impl HttpClient {
             })
             .await?;
         if let Ok(body) = serde_json::to_vec(&DigestRecord { sha256: sha256.clone(), size }) {
-            self.store(key, None, None, body.into()).await;
+            self.store(key, None, None, body.into());
         }
         Ok((sha256, size))
     }
@@ -394,16 +397,14 @@ impl HttpClient {
         if let Some(size) = size
             && let Ok(body) = serde_json::to_vec(&size)
         {
-            self.store(key, None, None, body.into()).await;
+            self.store(key, None, None, body.into());
         }
         Ok(size)
     }
 
-    /// Writes a cache entry on a blocking thread, off the async workers. A cache that cannot be
-    /// written only costs a later download; it never fails the run.
-    async fn store(&self, key: String, etag: Option<String>, last_modified: Option<String>, body: Bytes) {
-        let cache = self.cache.clone();
-        let _ = tokio::task::spawn_blocking(move || cache.write(&key, etag, last_modified, &body)).await;
+    /// Hands a cache entry to the [`Writer`]; the caller gets its body at once.
+    fn store(&self, key: String, etag: Option<String>, last_modified: Option<String>, body: Bytes) {
+        self.writer.write(key, etag, last_modified, body);
     }
 
     /// One range of `url`, never cached: `206` answers are [`Ranged::Part`], a server that
@@ -473,7 +474,7 @@ impl HttpClient {
                 Err(LazyError::Fetch(e)) => return Err(e),
             }
         };
-        self.store(key, None, None, metadata.clone()).await;
+        self.store(key, None, None, metadata.clone());
         Ok(metadata)
     }
 }
@@ -579,6 +580,10 @@ impl Fetch for HttpClient {
 
     fn documents(&self) -> Option<&Documents> {
         Some(&self.documents)
+    }
+
+    async fn finish(&self) {
+        self.writer.flush().await;
     }
 }
 

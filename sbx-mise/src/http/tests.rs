@@ -107,6 +107,8 @@ async fn offline_serves_only_the_cache() {
     let online = client(cache.path());
     let body = online.get(&server.url(INDEX)).await.unwrap();
     let digest = online.sha256_of(&artifact).await.unwrap();
+    // The run ends: its cache entries, written meanwhile, are complete.
+    online.finish().await;
     let hits = server.hits().len();
 
     let mut opts = options(cache.path());
@@ -301,6 +303,7 @@ async fn a_representation_asked_for_is_cached_apart_from_the_plain_body() {
     assert_eq!(client.get(&url).await.unwrap(), "*/*", "reqwest's default");
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2, "one request per representation");
     // Each is cached under its own key: offline, a new run gets each back as it was.
+    client.finish().await;
     let offline = HttpClient::new(HttpOptions { offline: true, ..options(cache.path()) }).unwrap();
     assert_eq!(offline.get_accepting(&url, JSON).await.unwrap(), JSON);
     assert_eq!(offline.get(&url).await.unwrap(), "*/*");

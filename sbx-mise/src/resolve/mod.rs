@@ -194,6 +194,10 @@ pub trait Fetch: Send + Sync {
             .map(bytes::Bytes::from)
             .map_err(|message| FetchError::Malformed { url: url.to_string(), message })
     }
+    /// Waits for what the client still does after answering (the HTTP client writes its cache
+    /// while the run goes on); call it before the runtime stops. The default has nothing to
+    /// wait for.
+    async fn finish(&self) {}
     /// Where parsed documents are shared for this run ([`documents::parsed`]); `None` (the
     /// default) parses on every call.
     fn documents(&self) -> Option<&documents::Documents> {

@@ -50,6 +50,8 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
         progress: &bars,
     }));
     bars.finish();
+    // The cache entries of this run, written meanwhile, are complete before the runtime stops.
+    runtime.block_on(network.fetch.finish());
     if let Ok(lock) = &mut new {
         // `[image] base` pinned to a manifest digest per platform; the previous pin is kept
         // while the reference is unchanged, until `--upgrade`.
