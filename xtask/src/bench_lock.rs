@@ -74,39 +74,61 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
 
     let mise = mise_binary()?;
-    let (s, m) = compare(&sbx, &mise, tmp.path(), "live", LIVE_TOOLS, rounds)?;
-    let ratio = s.as_secs_f64() / m.as_secs_f64();
+    let live = compare(&sbx, &mise, tmp.path(), "live", LIVE_TOOLS, rounds)?;
     println!(
         "live npm + PyPI (prettier, eslint, black, ruff × 2 platforms), cold caches, alternated, {rounds} rounds:"
     );
-    println!("  sbx lock                  {}", ms(s));
-    println!("  mise {MISE_VERSION} lock       {}", ms(m));
-    println!("  ratio sbx / mise          {ratio:.2}×   (target ≤ 0.5×: {})", verdict(ratio <= 0.5));
+    let ratio = live.print();
+    println!("  target ≤ 0.5×: {}", verdict(ratio <= 0.5));
     if !has_uv() {
         println!(
             "  note: no `uv` on PATH, so mise skips the pipx dependency graph (no request at all); sbx locks the whole closure with checksums"
         );
     }
-    let (s, m) = compare(&sbx, &mise, tmp.path(), "live-npm", LIVE_NPM_TOOLS, rounds)?;
+    let npm = compare(&sbx, &mise, tmp.path(), "live-npm", LIVE_NPM_TOOLS, rounds)?;
     println!(
         "live npm only (prettier, eslint × 2 platforms; both lock the whole closure with integrity), {rounds} rounds:"
     );
-    println!("  sbx lock                  {}", ms(s));
-    println!("  mise {MISE_VERSION} lock       {}", ms(m));
-    println!("  ratio sbx / mise          {:.2}×", s.as_secs_f64() / m.as_secs_f64());
+    npm.print();
     Ok(())
 }
 
-/// Median cold `sbx lock` and `mise lock` of `tools`, alternated round by round, each run with
-/// fresh caches and a fresh `HOME`.
-fn compare(
-    sbx: &Path,
-    mise: &Path,
-    root: &Path,
-    name: &str,
-    tools: &str,
-    rounds: usize,
-) -> anyhow::Result<(Duration, Duration)> {
+/// The cold `sbx lock` and `mise lock` times of one project, round by round.
+struct Comparison {
+    sbx: Vec<Duration>,
+    mise: Vec<Duration>,
+}
+
+impl Comparison {
+    /// Prints each tool's median and range and the ratio of the medians, which it returns.
+    /// The registry mirror's answers vary by tens of milliseconds from one minute to the next,
+    /// so the range and the median of the per-round ratios (each round's two runs are seconds
+    /// apart) are printed too.
+    fn print(mut self) -> f64 {
+        let mut per_round: Vec<f64> =
+            self.sbx.iter().zip(&self.mise).map(|(s, m)| s.as_secs_f64() / m.as_secs_f64()).collect();
+        per_round.sort_by(f64::total_cmp);
+        let (s, m) = (median(&mut self.sbx), median(&mut self.mise));
+        let range = |v: &[Duration]| {
+            let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            format!("(range {:.0}–{:.0} ms)", ms(v.first()), ms(v.last()))
+        };
+        println!("  sbx lock                  {}   {}", ms(s), range(&self.sbx));
+        println!("  mise {MISE_VERSION} lock       {}   {}", ms(m), range(&self.mise));
+        let ratio = s.as_secs_f64() / m.as_secs_f64();
+        println!(
+            "  ratio sbx / mise          {ratio:.2}×   (per round: median {:.2}×, range {:.2}–{:.2}×)",
+            per_round.get(per_round.len() / 2).copied().unwrap_or_default(),
+            per_round.first().copied().unwrap_or_default(),
+            per_round.last().copied().unwrap_or_default(),
+        );
+        ratio
+    }
+}
+
+/// Cold `sbx lock` and `mise lock` of `tools`, alternated round by round, each run with fresh
+/// caches and a fresh `HOME`.
+fn compare(sbx: &Path, mise: &Path, root: &Path, name: &str, tools: &str, rounds: usize) -> anyhow::Result<Comparison> {
     let live = project(root, name, tools)?;
     let mut sbx_cold = Vec::new();
     let mut mise_cold = Vec::new();
@@ -134,7 +156,7 @@ fn compare(
         ];
         mise_cold.push(time(mise, &live, &["lock", "--platform", "linux-x64,linux-arm64"], &env)?);
     }
-    Ok((median(&mut sbx_cold), median(&mut mise_cold)))
+    Ok(Comparison { sbx: sbx_cold, mise: mise_cold })
 }
 
 /// The real mise binary, downloaded once from the npm registry into the target dir.
@@ -192,6 +214,7 @@ fn remove(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The median; sorts `samples`.
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
