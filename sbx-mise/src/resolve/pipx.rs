@@ -352,6 +352,26 @@ pub fn merge(pins: Vec<(Platform, Vec<Pinned>)>) -> Vec<LockedPackage> {
         .collect()
 }
 
+/// The sizes an index's pages do not list (PEP 503 HTML pages carry none), as the server
+/// announces them: one HEAD per such wheel.
+async fn fill_sizes(ctx: &ResolveContext<'_>, packages: &mut [LockedPackage]) -> Result<(), ResolveError> {
+    let missing: Vec<(usize, String)> = packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.artifact.size.is_none())
+        .map(|(i, p)| (i, p.artifact.url.clone()))
+        .collect();
+    let mut sizes = futures::stream::iter(missing)
+        .map(|(i, url)| async move { ctx.fetch.size_of(&url).await.map(|size| (i, size)) })
+        .buffered(CONCURRENCY);
+    while let Some((i, size)) = sizes.try_next().await? {
+        if let Some(package) = packages.get_mut(i) {
+            package.artifact.size = size;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Backend for PipxBackend {
     async fn list_versions(&self, ctx: &ResolveContext<'_>, tool: &BackendRef) -> Result<Vec<String>, ResolveError> {
@@ -395,6 +415,8 @@ impl Backend for PipxBackend {
         for (target, pinned) in targets.iter().zip(resolved) {
             pins.push((target.platform, pinned?));
         }
+        let mut packages = merge(pins);
+        fill_sizes(ctx, &mut packages).await?;
         Ok(LockedTool {
             backend: tool.to_string(),
             request: request.to_string(),
@@ -402,7 +424,7 @@ impl Backend for PipxBackend {
             runtime: Some(format!("python@{python}")),
             options: tool.options.clone(),
             platforms: BTreeMap::new(),
-            packages: merge(pins),
+            packages,
         })
     }
 }

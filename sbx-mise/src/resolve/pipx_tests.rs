@@ -203,6 +203,14 @@ impl crate::resolve::Fetch for Index {
     async fn sha256_of(&self, url: &str) -> Result<(String, u64), crate::resolve::FetchError> {
         Err(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })
     }
+    /// Recorded as `HEAD <path>`: the wheel's length, as a server announces it.
+    async fn size_of(&self, url: &str) -> Result<Option<u64>, crate::resolve::FetchError> {
+        let path = url.trim_start_matches("http://p/");
+        self.asked.lock().unwrap().push(format!("HEAD {path}"));
+        let wheel =
+            self.answer(path).ok_or(crate::resolve::FetchError::Status { url: url.to_string(), status: 404 })?;
+        Ok(Some(wheel.len() as u64))
+    }
     /// Recorded as `range <path>`: the HTTP client reads only parts of the wheel.
     async fn wheel_metadata(&self, url: &str) -> Result<bytes::Bytes, crate::resolve::FetchError> {
         let path = url.trim_start_matches("http://p/");
@@ -275,8 +283,15 @@ async fn an_index_with_html_pages_only_locks_the_same_closure() {
     let platforms = [Platform::LINUX_AMD64];
     let from_json = lock(&json, "tool", "1", &platforms).await.unwrap();
     let mut from_html = lock(&html, "tool", "1", &platforms).await.unwrap();
-    assert!(from_html.packages.iter().all(|p| p.artifact.size.is_none()), "HTML pages carry no sizes");
-    from_html.packages.iter_mut().for_each(|p| p.artifact.size = Some(100));
+    // HTML pages carry no sizes: the server announces each wheel's (one HEAD each), the JSON
+    // page lists them (100 in this index) and needs none.
+    for p in &mut from_html.packages {
+        let path = p.artifact.url.trim_start_matches("http://p/");
+        assert!(html.asked().contains(&format!("HEAD {path}")), "{:?}", html.asked());
+        assert_eq!(p.artifact.size, Some(html.answer(path).unwrap().len() as u64));
+        p.artifact.size = Some(100);
+    }
+    assert!(!json.asked().iter().any(|p| p.starts_with("HEAD ")));
     assert_eq!(format!("{from_json:?}"), format!("{from_html:?}"));
     assert_eq!(pins(&from_json), ["a==1.0", "tool==1.0"]);
     assert!(html.asked().iter().any(|p| p.ends_with(".whl.metadata")), "PEP 714 read from HTML too");

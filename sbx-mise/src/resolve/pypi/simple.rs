@@ -5,7 +5,8 @@
 //!
 //! * The JSON form (PEP 691, with PEP 700's sizes) is asked for first; an index that only has
 //!   the HTML form (PEP 503: GitLab, CodeArtifact, older Nexus and devpi) answers that, and
-//!   its anchors are read with their `data-*` attributes. Sizes come with JSON only.
+//!   its anchors are read with their `data-*` attributes. Sizes come with JSON only (the pipx
+//!   backend asks the server for the sizes of the wheels it locks from an HTML page).
 //! * PyPI's JSON API (`/pypi/<name>/json`) is not read: on the PyPI mirror sbx's figures come
 //!   from it took 60–200 ms per project against a few milliseconds here, PyPI deprecates its
 //!   `releases` key, and its `info.requires_dist` comes from one of the release's files and can
