@@ -256,6 +256,30 @@ fn a_new_mirror_keeps_the_pins_and_moves_their_urls() {
 }
 
 #[test]
+fn credentials_in_a_mirror_url_are_never_written_or_printed() {
+    let env = Env::new("[tools]\nnode = \"22\"\n");
+    let node = env.server.url("/node");
+    let sbx_toml = std::fs::read_to_string(env.project.join(".sbx.toml")).unwrap();
+    let with_token = |token: &str| {
+        let url = node.replacen("http://", &format!("http://__token__:{token}@"), 1);
+        std::fs::write(env.project.join(".sbx.toml"), sbx_toml.replace(&node, &url)).unwrap();
+    };
+    with_token("s3cret");
+    let stderr = env.lock_ok(&[]);
+    let lock = String::from_utf8(env.lock_bytes()).unwrap();
+    for text in [&lock, &stderr] {
+        assert!(!text.contains("s3cret") && !text.contains("__token__"), "{text}");
+    }
+    for artifact in env.parsed().tools["node"][0].platforms.values() {
+        assert!(artifact.url.starts_with(&node), "{}", artifact.url);
+    }
+    // A rotated token is not a change of the lock's inputs.
+    with_token("r0tated");
+    let (code, stderr) = env.lock(&["--check"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
 fn extra_platforms_are_kept_and_do_not_make_the_lock_stale() {
     let env = Env::new("[tools]\nnode = \"22\"\ngo = \"1.23\"\n");
     env.lock_ok(&[]);

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
+use sbx_mise::credentials::Credentials;
 use sbx_mise::lockfile::model::{Artifact, LockedTool, Lockfile};
 use sbx_mise::{BackendKind, Platform};
 
@@ -63,6 +64,8 @@ pub struct BuildOptions {
     pub lockfile_digest: Option<String>,
     /// Directory relative `oci-layout:` base paths are resolved against (the project dir).
     pub project_dir: PathBuf,
+    /// Sent with downloads from their origins (artifacts pinned from a private index).
+    pub credentials: Credentials,
 }
 
 impl BuildOptions {
@@ -84,6 +87,7 @@ impl BuildOptions {
             labels: BTreeMap::new(),
             lockfile_digest: None,
             project_dir: PathBuf::from("."),
+            credentials: Credentials::default(),
         }
     }
 
@@ -252,7 +256,9 @@ pub async fn build_image(lock: &Lockfile, opts: &BuildOptions, progress: &dyn Pr
             }
         }
     }
-    let fetcher = Fetcher::new(opts.cache.clone()).with_parallelism(opts.parallel_downloads);
+    let fetcher = Fetcher::new(opts.cache.clone())
+        .with_parallelism(opts.parallel_downloads)
+        .with_credentials(opts.credentials.clone());
     let artifacts: Vec<Artifact> = needed.into_values().collect();
     fetcher.fetch_all(&artifacts, progress).await?;
 

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
+use sbx_mise::credentials::Credentials;
 use sbx_mise::lockfile::model::{Artifact, Checksum};
 
 use crate::cache::Cache;
@@ -26,6 +27,7 @@ pub struct Fetcher {
     cache: Cache,
     client: reqwest::Client,
     parallel: usize,
+    credentials: Credentials,
 }
 
 impl Fetcher {
@@ -35,7 +37,14 @@ impl Fetcher {
             .user_agent(concat!("sbx/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Self { cache, client, parallel: DEFAULT_PARALLEL_DOWNLOADS }
+        Self { cache, client, parallel: DEFAULT_PARALLEL_DOWNLOADS, credentials: Credentials::default() }
+    }
+
+    /// Sends `credentials` (taken out of the upstream URLs, [`Credentials`]) with downloads
+    /// from their origins: artifacts pinned from a private index.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Sets how many downloads run at once (at least one).
@@ -90,7 +99,11 @@ impl Fetcher {
             return copy_local(artifact, Path::new(local), tmp, dest, progress);
         }
         let net = |source| ImageError::Download { url: url.clone(), source };
-        let mut resp = self.client.get(url).send().await.map_err(net)?;
+        let mut request = self.client.get(url);
+        if let Some((username, password)) = self.credentials.for_url(url) {
+            request = request.basic_auth(username, password);
+        }
+        let mut resp = request.send().await.map_err(net)?;
         if !resp.status().is_success() {
             return Err(ImageError::HttpStatus { url: url.clone(), status: resp.status().as_u16() });
         }

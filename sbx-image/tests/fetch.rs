@@ -137,3 +137,27 @@ async fn file_urls_are_verified_too() {
         std::fs::read_dir(path.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
 }
+
+#[tokio::test]
+async fn credentials_from_a_private_index_s_url_go_with_its_downloads() {
+    let server = Server::start();
+    let body = b"a wheel from a private index".to_vec();
+    let url = server.route("/files/x.whl", Reply::Authorized("Basic X190b2tlbl9fOnMzY3JldA==".into(), body.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    // Without them: the index refuses, and the error names the URL.
+    let err =
+        Fetcher::new(Cache::new(dir.path())).fetch(&artifact(&url, &body), &sbx_image::NoProgress).await.unwrap_err();
+    assert!(matches!(err, ImageError::HttpStatus { status: 401, .. }), "{err:?}");
+    // With the credentials the upstream URL carried (taken out of it, as `sbx` does).
+    let mut credentials = sbx_mise::credentials::Credentials::default();
+    credentials.take_from(&server.base.replacen("http://", "http://__token__:s3cret@", 1));
+    let fetcher = Fetcher::new(Cache::new(dir.path())).with_credentials(credentials);
+    let path = fetcher.fetch(&artifact(&url, &body), &sbx_image::NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), body);
+    // Another origin does not get them.
+    let other = Server::start();
+    let elsewhere =
+        other.route("/files/x.whl", Reply::Authorized("Basic X190b2tlbl9fOnMzY3JldA==".into(), body.clone()));
+    let err = fetcher.fetch(&artifact(&elsewhere, b"other bytes"), &sbx_image::NoProgress).await.unwrap_err();
+    assert!(matches!(err, ImageError::HttpStatus { status: 401, .. }), "{err:?}");
+}

@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod config;
+pub mod credentials;
 pub mod diagnostic;
 pub mod http;
 pub mod lock;

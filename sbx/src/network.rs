@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use sbx_mise::credentials::Credentials;
 use sbx_mise::http::{HttpClient, HttpOptions};
 use sbx_mise::lock::Backends;
 use sbx_mise::resolve::{Fetch, Upstreams};
@@ -15,11 +16,12 @@ pub struct Network {
 }
 
 /// Opens the network for a lock run: the HTTP client (GitHub token from the environment,
-/// cache under `$SBX_CACHE_DIR` or the user's cache dir) and every registered backend.
-/// `offline` answers only from the HTTP cache.
-pub fn open(upstreams: &Upstreams, offline: bool) -> miette::Result<Network> {
+/// `credentials` taken out of the upstream URLs, cache under `$SBX_CACHE_DIR` or the user's
+/// cache dir) and every registered backend. `offline` answers only from the HTTP cache.
+pub fn open(upstreams: &Upstreams, credentials: Credentials, offline: bool) -> miette::Result<Network> {
     let mut options = HttpOptions::from_env(upstreams);
     options.offline = offline;
+    options.credentials = credentials;
     let client = HttpClient::new(options).map_err(|e| miette::miette!("{e}"))?;
     Ok(Network { fetch: Arc::new(client), backends: sbx_mise::resolve::registry::backends() })
 }

@@ -19,6 +19,8 @@ pub enum Reply {
     Truncated(Vec<u8>, usize),
     /// This status with an empty body.
     Status(u16),
+    /// 200 with the body when the request carries this `Authorization` value, else 401.
+    Authorized(String, Vec<u8>),
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 that serves fixed replies and counts hits.
@@ -44,15 +46,25 @@ impl Server {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
+                let mut authorization = None;
                 loop {
                     let mut header = String::new();
                     if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
                         break;
                     }
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        authorization = Some(value.trim().to_string());
+                    }
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                let reply = r.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
+                let reply = match r.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404)) {
+                    Reply::Authorized(expected, body) if authorization.as_ref() == Some(&expected) => Reply::Ok(body),
+                    Reply::Authorized(..) => Reply::Status(401),
+                    reply => reply,
+                };
                 let _ = match reply {
                     Reply::Ok(body) => stream
                         .write_all(
@@ -69,6 +81,8 @@ impl Server {
                     Reply::Status(code) => stream.write_all(
                         format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
                     ),
+                    // Settled above: served or refused.
+                    Reply::Authorized(..) => Ok(()),
                 };
             }
         });

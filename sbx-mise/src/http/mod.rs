@@ -49,6 +49,7 @@ pub use cache::{Cache, Writer};
 pub use retry::RetryPolicy;
 
 use self::lazy_zip::{ByteRange, LazyError, Ranged};
+use crate::credentials::Credentials;
 use crate::resolve::documents::Documents;
 use crate::resolve::{Fetch, FetchError, Upstreams, WHEEL_METADATA};
 
@@ -71,6 +72,9 @@ pub struct HttpOptions {
     /// `(URL prefix, token)`: requests whose URL starts with the prefix carry
     /// `Authorization: Bearer <token>` (GitHub's API rate limit is much higher with a token).
     pub bearer_tokens: Vec<(String, String)>,
+    /// User names and passwords by origin, sent as `Authorization: Basic` (taken out of the
+    /// upstream URLs: [`Upstreams::split_credentials`]).
+    pub credentials: Credentials,
 }
 
 impl Default for HttpOptions {
@@ -83,6 +87,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             bearer_tokens: Vec::new(),
+            credentials: Credentials::default(),
         }
     }
 }
@@ -227,6 +232,8 @@ impl HttpClient {
         if let Some((_, token)) = self.options.bearer_tokens.iter().find(|(prefix, _)| url.starts_with(prefix.as_str()))
         {
             req = req.bearer_auth(token);
+        } else if let Some((username, password)) = self.options.credentials.for_url(url) {
+            req = req.basic_auth(username, password);
         }
         req
     }

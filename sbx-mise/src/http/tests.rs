@@ -273,7 +273,9 @@ pub(super) fn request_headers(stream: &std::net::TcpStream) -> Vec<(String, Stri
 
 /// A loopback HTTP/1.1 server that answers every request with its `Accept` header, counting
 /// requests.
-fn echo_accept_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+/// A server that answers every request with the value of its `header` (lowercase; `none`
+/// when absent), and counts requests.
+fn echo_header_server(header: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/simple/x/", listener.local_addr().unwrap());
@@ -283,19 +285,32 @@ fn echo_accept_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let headers = request_headers(&stream);
-            let accept = headers.iter().find(|(k, _)| k == "accept").map_or("none", |(_, v)| v.as_str());
+            let value = headers.iter().find(|(k, _)| k == header).map_or("none", |(_, v)| v.as_str());
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", accept.len());
-            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(accept.as_bytes()));
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", value.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(value.as_bytes()));
         }
     });
     (url, count)
 }
 
 #[tokio::test]
+async fn credentials_taken_out_of_an_upstream_url_go_to_its_origin_only() {
+    let (url, _) = echo_header_server("authorization");
+    let (other_origin, _) = echo_header_server("authorization");
+    let mut credentials = crate::credentials::Credentials::default();
+    assert_eq!(credentials.take_from(&url.replacen("http://", "http://__token__:s3cret@", 1)), url);
+    let cache = tempfile::tempdir().unwrap();
+    let client = HttpClient::new(HttpOptions { credentials, ..options(cache.path()) }).unwrap();
+    assert_eq!(client.get(&format!("{url}files/x.whl")).await.unwrap(), "Basic X190b2tlbl9fOnMzY3JldA==");
+    assert_eq!(client.size_of(&format!("{url}files/y.whl")).await.unwrap(), Some(30));
+    assert_eq!(client.get(&other_origin).await.unwrap(), "none");
+}
+
+#[tokio::test]
 async fn a_representation_asked_for_is_cached_apart_from_the_plain_body() {
     const JSON: &str = "application/vnd.pypi.simple.v1+json";
-    let (url, requests) = echo_accept_server();
+    let (url, requests) = echo_header_server("accept");
     let cache = tempfile::tempdir().unwrap();
     let client = client(cache.path());
     let (json, again) = futures::join!(client.get_accepting(&url, JSON), client.get_accepting(&url, JSON));

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use crate::credentials::Credentials;
 use crate::lockfile::LockedTool;
 use crate::{BackendRef, Platform, VersionRequest};
 
@@ -87,6 +88,25 @@ impl Upstreams {
             }
         }
         u
+    }
+
+    /// These upstreams without the user names and passwords written into their URLs, and
+    /// those credentials by origin ([`crate::credentials`]): no URL sbx writes or prints
+    /// carries them.
+    pub fn split_credentials(mut self) -> (Self, Credentials) {
+        let mut credentials = Credentials::default();
+        for url in [
+            &mut self.node,
+            &mut self.go,
+            &mut self.github_api,
+            &mut self.npm,
+            &mut self.pypi,
+            &mut self.crates_index,
+            &mut self.crates_download,
+        ] {
+            *url = credentials.take_from(url);
+        }
+        (self, credentials)
     }
 
     /// Every upstream pointed at one server (`<base>/node`, `<base>/go`, `<base>/github`, …),
@@ -371,6 +391,30 @@ mod upstream_tests {
             _ => None,
         });
         assert_eq!(sbx_wins.node, "https://b");
+    }
+
+    #[test]
+    fn every_upstream_gives_up_its_credentials() {
+        let secret = |name: &str| format!("https://user:{name}-secret@{name}.example/base");
+        let u = Upstreams {
+            node: secret("node"),
+            go: secret("go"),
+            github_api: secret("github"),
+            npm: secret("npm"),
+            pypi: secret("pypi"),
+            crates_index: secret("index"),
+            crates_download: secret("download"),
+        };
+        let (clean, credentials) = u.split_credentials();
+        assert!(!format!("{clean:?} {credentials:?}").contains("secret"), "{clean:?} {credentials:?}");
+        assert_eq!(clean.pypi, "https://pypi.example/base");
+        for name in ["node", "go", "github", "npm", "pypi", "index", "download"] {
+            let password = format!("{name}-secret");
+            let url = format!("https://{name}.example/any/file");
+            assert_eq!(credentials.for_url(&url), Some(("user", Some(password.as_str()))), "{name}");
+        }
+        let (plain, none) = Upstreams::default().split_credentials();
+        assert_eq!((plain, none.is_empty()), (Upstreams::default(), true));
     }
 
     #[test]

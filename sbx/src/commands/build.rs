@@ -196,6 +196,7 @@ fn options(project: &Project, lock: &Lockfile, only: &[Platform]) -> miette::Res
         }
     }
     opts.layout = MiseLayout { data_dir: image.data_dir.value.clone() };
+    opts.credentials = super::lock::upstreams_and_credentials(project).1;
     opts.user = image.user.value.clone();
     // The image never bakes in a host path (the same lock gives the same image on any
     // machine); without [image] workdir it starts in the user's home, and `sbx start` runs

@@ -2,6 +2,7 @@
 
 use miette::{IntoDiagnostic, WrapErr};
 use sbx_mise::atomic::{FileLock, write_atomically};
+use sbx_mise::credentials::Credentials;
 use sbx_mise::lock::{self, LockInputs, LockRun, Staleness, Upgrade};
 use sbx_mise::lockfile::{self, Lockfile, diff::diff};
 use sbx_mise::resolve::Upstreams;
@@ -37,7 +38,8 @@ pub fn run(project: &Project, args: &LockArgs, out: Output) -> miette::Result<Ex
         Some(tools) if tools.is_empty() => Upgrade::All,
         Some(tools) => Upgrade::Tools(tools.iter().cloned().collect()),
     };
-    let network = crate::network::open(&inputs.upstreams, args.offline)?;
+    let credentials = upstreams_and_credentials(project).1;
+    let network = crate::network::open(&inputs.upstreams, credentials, args.offline)?;
     let bars = LockBars::new(out);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().into_diagnostic()?;
     let mut new = runtime.block_on(lock::lock(&LockRun {
@@ -131,6 +133,13 @@ fn inputs(project: &Project, args: &LockArgs) -> miette::Result<LockInputs> {
 
 /// Upstream URLs: defaults, then the environment, then `[mirrors]` in `.sbx.toml`.
 pub fn upstreams(project: &Project) -> Upstreams {
+    upstreams_and_credentials(project).0
+}
+
+/// [`upstreams`], and the user names and passwords their URLs carried (a private index written
+/// `https://__token__:…@host/…`), which are sent with requests to the same origin and never
+/// written to `sbx.lock` or printed.
+pub fn upstreams_and_credentials(project: &Project) -> (Upstreams, Credentials) {
     let mut u = Upstreams::from_env_with(|k| project.env.get(k).cloned());
     for (key, url) in &project.sbx.mirrors {
         let url = url.value.trim_end_matches('/').to_string();
@@ -145,7 +154,7 @@ pub fn upstreams(project: &Project) -> Upstreams {
             _ => {}
         }
     }
-    u
+    u.split_credentials()
 }
 
 /// Reads `sbx.lock` if it exists.
