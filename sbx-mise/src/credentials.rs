@@ -56,6 +56,9 @@ impl Credentials {
 
     /// The user name and password to send with a request to `url`, when its origin has them.
     pub fn for_url(&self, url: &str) -> Option<(&str, Option<&str>)> {
+        if self.realms.is_empty() {
+            return None;
+        }
         let origin = url::Url::parse(url).ok()?.origin().ascii_serialization();
         let realm = self.realms.iter().find(|r| r.origin == origin)?;
         Some((&realm.username, realm.password.as_deref()))

@@ -262,6 +262,8 @@ async fn offline_lock_after_an_online_one() {
     let e = env();
     let online = e.lock("github:cli/cli", "2").await.unwrap();
     let node = e.lock("core:node", "lts").await.unwrap();
+    // The online run ends: its cache entries, written meanwhile, are complete.
+    e.client.finish().await;
     let offline = HttpClient::new(HttpOptions {
         cache_dir: Some(e._cache.path().to_path_buf()),
         offline: true,

@@ -149,6 +149,9 @@ pub fn default_cache_dir() -> PathBuf {
 pub struct HttpInitError(String);
 
 /// Cached, retrying, concurrency-bounded HTTP access. Cheap to share behind an `Arc`.
+///
+/// Cache entries are written in the background ([`Writer`]): another client (the next run)
+/// finds them once this one's [`Fetch::finish`] has returned or it is dropped.
 pub struct HttpClient {
     /// ALPN-negotiated: HTTP/2 or HTTP/1.1, and plain `http://`. Built on first use: each
     /// client loads the system's root certificates (~4.5 ms), and a lock that talks only to
