@@ -26,7 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::{ExtraName, Requirement, VerbatimUrl};
 
-use super::pypi::metadata::{WHOLE_WHEEL, fetch_requires};
+use super::pypi::metadata::{WHOLE_WHEEL, fetch_provided_extras, fetch_requires};
 use super::pypi::project::{File, Project, normalize};
 use super::pypi::resolver::{Failure, Need, Pinned, Resolver, Store, best_wheel, installable};
 use super::pypi::simple::{fetch_project, simple_url};
@@ -352,6 +352,34 @@ pub fn merge(pins: Vec<(Platform, Vec<Pinned>)>) -> Vec<LockedPackage> {
         .collect()
 }
 
+/// An error when the release does not define one of the `extras` asked for (its METADATA's
+/// `Provides-Extra`): pip and uv would only warn and install the tool without it.
+async fn check_extras(
+    ctx: &ResolveContext<'_>,
+    tool: &BackendRef,
+    version: &str,
+    extras: &[ExtraName],
+    targets: &[Target],
+) -> Result<(), ResolveError> {
+    if extras.is_empty() {
+        return Ok(());
+    }
+    let project = root_project(ctx, tool).await?;
+    let Some(wheel) = project.files_of(version).and_then(|files| metadata_wheel(files, targets)) else { return Ok(()) };
+    let provided = fetch_provided_extras(ctx, wheel).await?;
+    let unknown: Vec<String> =
+        extras.iter().map(ToString::to_string).filter(|e| !provided.contains(&normalize(e))).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let defined = if provided.is_empty() { "none".to_string() } else { provided.join(", ") };
+    Err(ResolveError::Unsupported(format!(
+        "{tool} {version} has no extra {}; it defines: {defined} (its METADATA's Provides-Extra); fix `extras` \
+         in the tool's options",
+        unknown.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "),
+    )))
+}
+
 /// The sizes an index's pages do not list (PEP 503 HTML pages carry none), as the server
 /// announces them: one HEAD per such wheel.
 async fn fill_sizes(ctx: &ResolveContext<'_>, packages: &mut [LockedPackage]) -> Result<(), ResolveError> {
@@ -415,6 +443,7 @@ impl Backend for PipxBackend {
         for (target, pinned) in targets.iter().zip(resolved) {
             pins.push((target.platform, pinned?));
         }
+        check_extras(ctx, tool, version, &extras, &targets).await?;
         let mut packages = merge(pins);
         fill_sizes(ctx, &mut packages).await?;
         Ok(LockedTool {

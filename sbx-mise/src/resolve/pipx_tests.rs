@@ -92,9 +92,15 @@ impl Index {
         tags.iter().map(|tag| format!("{name}-{version}-{tag}.whl")).collect()
     }
 
+    /// A METADATA file: `Provides-Extra` for each extra the requirements' markers name, as
+    /// build backends write it, then the `Requires-Dist` lines.
     fn metadata(name: &str, version: &str, requires: &[String]) -> String {
+        let mut extras: Vec<&str> =
+            requires.iter().filter_map(|r| r.split("extra == '").nth(1)?.split('\'').next()).collect();
+        extras.dedup();
+        let extras: String = extras.iter().map(|e| format!("Provides-Extra: {e}\n")).collect();
         let lines: String = requires.iter().map(|r| format!("Requires-Dist: {r}\n")).collect();
-        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{lines}\n")
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{extras}{lines}\n")
     }
 
     fn wheel(name: &str, version: &str, requires: &[String]) -> Vec<u8> {
@@ -421,6 +427,10 @@ async fn mise_s_extras_option_brings_the_extras_requirements_into_the_closure() 
     assert_eq!(pins(&with(" fast, db ").await.unwrap()), ["a==1.0", "b==1.0", "c==1.0", "tool==1.0"]);
     let err = with("fast,no good").await.unwrap_err().to_string();
     assert!(err.contains("`no good` is not an extra name") && err.contains("extras = \"one,two\""), "{err}");
+    // An extra the release does not define: pip would warn and install without it.
+    let err = with("fast,Fats").await.unwrap_err().to_string();
+    assert!(err.contains("has no extra `fats`; it defines: fast, db (its METADATA"), "{err}");
+    assert_eq!(pins(&with("FAST").await.unwrap()), ["a==1.0", "b==1.0", "tool==1.0"], "names compare normalised");
 }
 
 #[tokio::test]

@@ -23,12 +23,43 @@ pub const WHOLE_WHEEL: u64 = 256 * 1024;
 
 /// The `Requires-Dist` lines of the METADATA of `wheel`.
 pub async fn fetch_requires(ctx: &ResolveContext<'_>, wheel: &File) -> Result<Vec<String>, ResolveError> {
+    let (url, body) = fetch_metadata(ctx, wheel).await?;
+    Ok(headers(&url, &body, "Requires-Dist")?)
+}
+
+/// The extras the release of `wheel` defines, normalised as PEP 685 compares them: its
+/// METADATA's `Provides-Extra`, and the extras its `Requires-Dist` markers name (METADATA
+/// before 2.1 has no `Provides-Extra`).
+pub async fn fetch_provided_extras(ctx: &ResolveContext<'_>, wheel: &File) -> Result<Vec<String>, ResolveError> {
+    let (url, body) = fetch_metadata(ctx, wheel).await?;
+    let mut extras = headers(&url, &body, "Provides-Extra")?;
+    extras.extend(headers(&url, &body, "Requires-Dist")?.iter().flat_map(|line| marker_extras(line)));
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(extras.iter().map(|e| super::project::normalize(e)).filter(|e| seen.insert(e.clone())).collect())
+}
+
+/// The names a requirement's marker compares `extra` with (`extra == "d"`, `extra=='d'`).
+fn marker_extras(requirement: &str) -> Vec<String> {
+    let Some((_, marker)) = requirement.split_once(';') else { return Vec::new() };
+    marker
+        .match_indices("extra")
+        .filter_map(|(i, _)| {
+            let rest = marker[i + "extra".len()..].trim_start().strip_prefix("==")?.trim_start();
+            let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            rest[1..].split(quote).next().map(str::to_string)
+        })
+        .collect()
+}
+
+/// The METADATA file of `wheel` and the URL it came from. Every read is memoized by the HTTP
+/// client, so asking again for another header costs no request.
+async fn fetch_metadata(ctx: &ResolveContext<'_>, wheel: &File) -> Result<(String, bytes::Bytes), ResolveError> {
     if let Some(digests) = &wheel.metadata {
         let url = format!("{}.metadata", wheel.url);
         match ctx.fetch.get(&url).await {
             Ok(body) => {
                 check_sha256(&url, &body, digests.sha256.as_deref())?;
-                return parse(&url, &body);
+                return Ok((url, body));
             }
             // Advertised but missing: the wheel still holds it.
             Err(FetchError::Status { status: 404, .. }) => {}
@@ -41,10 +72,9 @@ pub async fn fetch_requires(ctx: &ResolveContext<'_>, wheel: &File) -> Result<Ve
         check_sha256(url, &body, wheel.digests.sha256.as_deref())?;
         let metadata = lazy_zip::member_in(&body, lazy_zip::is_wheel_metadata, WHEEL_METADATA)
             .map_err(|message| ResolveError::Malformed { url: url.clone(), message })?;
-        return parse(url, &metadata);
+        return Ok((url.clone(), metadata.into()));
     }
-    let body = ctx.fetch.wheel_metadata(url).await?;
-    parse(url, &body)
+    Ok((url.clone(), ctx.fetch.wheel_metadata(url).await?))
 }
 
 /// An error naming `url` when `body` is not the file whose sha256 the index lists.
@@ -63,18 +93,20 @@ fn check_sha256(url: &str, body: &[u8], expected: Option<&str>) -> Result<(), Re
     }
 }
 
-fn parse(url: &str, body: &[u8]) -> Result<Vec<String>, ResolveError> {
+/// The values of the `name:` header lines of a METADATA file (headers only, before the body).
+fn headers(url: &str, body: &[u8], name: &str) -> Result<Vec<String>, ResolveError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ResolveError::Malformed { url: url.to_string(), message: format!("{WHEEL_METADATA}: {e}") })?;
-    Ok(requires_from_metadata(text))
+    Ok(header_values(text, name))
 }
 
-/// The `Requires-Dist` values of a METADATA file (headers only, before the body).
-pub fn requires_from_metadata(text: &str) -> Vec<String> {
+/// The values of the `name:` header lines of a METADATA text (before the body), any case.
+fn header_values(text: &str, name: &str) -> Vec<String> {
     text.lines()
         .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix("Requires-Dist:"))
-        .map(|v| v.trim().to_string())
+        .filter_map(|l| {
+            l.split_once(':').filter(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
+        })
         .collect()
 }
 
@@ -85,6 +117,11 @@ mod tests {
     #[test]
     fn requires_dist_comes_from_the_headers_only() {
         let meta = "Metadata-Version: 2.1\nName: black\nRequires-Dist: click>=8.0.0\nRequires-Dist: tomli; python_version < \"3.11\"\n\nRequires-Dist: not-a-header\n";
-        assert_eq!(requires_from_metadata(meta), ["click>=8.0.0", "tomli; python_version < \"3.11\""]);
+        assert_eq!(header_values(meta, "Requires-Dist"), ["click>=8.0.0", "tomli; python_version < \"3.11\""]);
+        let meta = "Name: x\nProvides-Extra: d\nprovides-extra: Jupyter\n\nProvides-Extra: body\n";
+        assert_eq!(header_values(meta, "Provides-Extra"), ["d", "Jupyter"]);
+        assert_eq!(marker_extras(r#"uvloop>=0.15.2; extra == "uvloop" or extra=='fast'"#), ["uvloop", "fast"]);
+        assert!(marker_extras("click>=8; python_version < '3.11'").is_empty());
+        assert!(marker_extras("extras-lib>=1").is_empty());
     }
 }
