@@ -24,7 +24,7 @@ pub const WHOLE_WHEEL: u64 = 256 * 1024;
 /// The `Requires-Dist` lines of the METADATA of `wheel`.
 pub async fn fetch_requires(ctx: &ResolveContext<'_>, wheel: &File) -> Result<Vec<String>, ResolveError> {
     let (url, body) = fetch_metadata(ctx, wheel).await?;
-    Ok(headers(&url, &body, "Requires-Dist")?)
+    headers(&url, &body, "Requires-Dist")
 }
 
 /// The extras the release of `wheel` defines, normalised as PEP 685 compares them: its
