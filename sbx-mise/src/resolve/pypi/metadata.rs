@@ -1,5 +1,5 @@
-//! A release's `Requires-Dist`, read from the METADATA of one of its wheels (the pipx backend
-//! says which), as pip and uv read it:
+//! A release's `Requires-Dist` (and the extras it defines), read from the METADATA of one of
+//! its wheels (the pipx backend says which), as pip and uv read it:
 //!
 //! * when the index serves the METADATA on its own (PEP 658, [`File::metadata`]), from
 //!   `<wheel URL>.metadata`, checked against the digest the index lists;
