@@ -99,11 +99,7 @@ impl Fetcher {
             return copy_local(artifact, Path::new(local), tmp, dest, progress);
         }
         let net = |source| ImageError::Download { url: url.clone(), source };
-        let mut request = self.client.get(url);
-        if let Some((username, password)) = self.credentials.for_url(url) {
-            request = request.basic_auth(username, password);
-        }
-        let mut resp = request.send().await.map_err(net)?;
+        let mut resp = self.credentials.authorize(self.client.get(url), url).send().await.map_err(net)?;
         if !resp.status().is_success() {
             return Err(ImageError::HttpStatus { url: url.clone(), status: resp.status().as_u16() });
         }

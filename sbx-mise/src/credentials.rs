@@ -64,6 +64,14 @@ impl Credentials {
         Some((&realm.username, realm.password.as_deref()))
     }
 
+    /// `request` (to `url`) with `Authorization: Basic` when the URL's origin has credentials.
+    pub fn authorize(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+        match self.for_url(url) {
+            Some((username, password)) => request.basic_auth(username, password),
+            None => request,
+        }
+    }
+
     /// Whether no origin has credentials.
     pub fn is_empty(&self) -> bool {
         self.realms.is_empty()
@@ -74,11 +82,6 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.realms.iter().map(|r| format!("{} (redacted)", r.origin))).finish()
     }
-}
-
-/// `url` without a user name or password (for anything sbx writes or prints).
-pub fn without_credentials(url: &str) -> String {
-    Credentials::default().take_from(url)
 }
 
 #[cfg(test)]
@@ -113,6 +116,6 @@ mod tests {
             shown.contains("https://gitlab.example") && !shown.contains("cret") && !shown.contains("token"),
             "{shown}"
         );
-        assert_eq!(without_credentials("https://u:p@h.example/a/b.whl"), "https://h.example/a/b.whl");
+        assert_eq!(Credentials::default().take_from("https://u:p@h.example/a/b.whl"), "https://h.example/a/b.whl");
     }
 }

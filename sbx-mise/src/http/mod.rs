@@ -231,14 +231,11 @@ impl HttpClient {
         self.authorized(client.get(url), url)
     }
 
-    fn authorized(&self, mut req: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
-        if let Some((_, token)) = self.options.bearer_tokens.iter().find(|(prefix, _)| url.starts_with(prefix.as_str()))
-        {
-            req = req.bearer_auth(token);
-        } else if let Some((username, password)) = self.options.credentials.for_url(url) {
-            req = req.basic_auth(username, password);
+    fn authorized(&self, req: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+        match self.options.bearer_tokens.iter().find(|(prefix, _)| url.starts_with(prefix.as_str())) {
+            Some((_, token)) => req.bearer_auth(token),
+            None => self.options.credentials.authorize(req, url),
         }
-        req
     }
 
     /// Runs `attempt` with the client `url`'s host is asked with ([`protocol`]) until it

@@ -68,7 +68,7 @@ impl Project {
 pub struct File {
     /// File name (`black-24.8.0-py3-none-any.whl`).
     pub filename: String,
-    /// Download URL, absolute after [`fetch_project`].
+    /// Download URL, absolute after [`super::simple::fetch_project`].
     pub url: String,
     /// Digests; sha256 is the one sbx records.
     #[serde(default)]
